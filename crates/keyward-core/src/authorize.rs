@@ -1,0 +1,216 @@
+//! Authorization request validation (RFC 6749 §4.1.1, OIDC Core §3.1.2), as a pipeline of
+//! named checks in the order the specs require. The client and its redirect URI are verified
+//! first: until both are known good, every error is shown to the person and never redirected
+//! (RFC 6749 §4.1.2.1, CHECKLIST B2). After that, errors go back to the verified URI.
+
+use crate::client::Client;
+use crate::oauth_error::{OAuthError, OAuthErrorCode as E};
+use crate::pkce;
+use crate::scope::Scopes;
+use serde::{Deserialize, Serialize};
+
+/// A request that passed every check, ready to be answered with a code. Stored with a login
+/// attempt while the person signs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+}
+
+impl AuthorizationRequest {
+    pub fn prompt_has(&self, value: &str) -> bool {
+        self.prompt.iter().any(|p| p == value)
+    }
+}
+
+/// Why the client or redirect URI cannot be trusted: shown as a page, never redirected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UntrustedRequest {
+    MissingClientId,
+    UnknownClient,
+    MissingRedirectUri,
+    UnregisteredRedirectUri,
+    DuplicateParameter(&'static str),
+}
+
+impl UntrustedRequest {
+    /// A sentence for the person, saying what went wrong and what to do.
+    pub fn explain(&self) -> &'static str {
+        match self {
+            Self::MissingClientId => "The app that sent you here did not say who it is (no client_id).",
+            Self::UnknownClient => "The app that sent you here is not registered with this sign-in service.",
+            Self::MissingRedirectUri => "The app that sent you here did not say where to return you (no redirect_uri).",
+            Self::UnregisteredRedirectUri => "The app asked to return you to an address that is not registered for it, so you were not sent there.",
+            Self::DuplicateParameter(_) => "The sign-in link is malformed: a parameter appears twice.",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizeRejection {
+    /// Show an error page; the request's redirect URI is not to be used.
+    Untrusted(UntrustedRequest),
+    /// Redirect to the verified URI with `error`, `state` and `iss` (RFC 9207).
+    Redirect { redirect_uri: String, state: Option<String>, error: OAuthError },
+}
+
+/// Parameters as received, in order; repeated names are kept so they can be refused.
+pub struct Params<'a>(pub &'a [(String, String)]);
+
+impl Params<'_> {
+    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The single value of `name`, `Ok(None)` when absent (an empty value counts as absent,
+    /// RFC 6749 §3.1), `Err(())` when repeated.
+    fn one(&self, name: &str) -> Result<Option<&str>, ()> {
+        let mut it = self.all(name);
+        let first = it.next();
+        if it.next().is_some() {
+            return Err(());
+        }
+        Ok(first.filter(|v| !v.is_empty()))
+    }
+}
+
+const SINGLE_VALUED: &[&str] = &[
+    "response_type", "scope", "state", "nonce", "code_challenge", "code_challenge_method",
+    "prompt", "max_age", "login_hint", "response_mode", "request", "request_uri", "display",
+    "ui_locales", "claims_locales", "acr_values", "id_token_hint", "claims",
+];
+
+/// Runs every check. `lookup` resolves a `client_id` to its registration.
+pub fn validate_authorization_request<'c>(
+    params: &[(String, String)],
+    lookup: impl FnOnce(&str) -> Option<&'c Client>,
+) -> Result<(AuthorizationRequest, &'c Client), AuthorizeRejection> {
+    let p = Params(params);
+    let (client, redirect_uri) = check_client_and_redirect_uri(&p, lookup).map_err(AuthorizeRejection::Untrusted)?;
+    // `state` must be echoed even on errors, so read it before anything else can fail.
+    let state = p.one("state").ok().flatten().map(str::to_owned);
+    let fail = |code, msg: &str| AuthorizeRejection::Redirect {
+        redirect_uri: redirect_uri.clone(),
+        state: state.clone(),
+        error: OAuthError::new(code, msg),
+    };
+    if let Some(name) = SINGLE_VALUED.iter().find(|n| p.one(n).is_err()) {
+        return Err(fail(E::InvalidRequest, &format!("the {name} parameter is repeated")));
+    }
+    let get = |name: &str| p.one(name).ok().flatten();
+
+    // OIDC Core §6: request objects are not supported; say so with the dedicated codes.
+    if get("request").is_some() {
+        return Err(fail(E::RequestNotSupported, "request objects are not supported"));
+    }
+    if get("request_uri").is_some() {
+        return Err(fail(E::RequestUriNotSupported, "request_uri is not supported"));
+    }
+    match get("response_type") {
+        None => return Err(fail(E::InvalidRequest, "response_type is required")),
+        Some("code") => {}
+        Some(_) => return Err(fail(E::UnsupportedResponseType, "only response_type=code is supported")),
+    }
+    match get("response_mode") {
+        None | Some("query") => {}
+        Some(_) => return Err(fail(E::InvalidRequest, "only response_mode=query is supported")),
+    }
+    let scope = Scopes::parse_supported(get("scope").unwrap_or(""));
+    if !scope.contains("openid") {
+        return Err(fail(E::InvalidScope, "the scope must include openid"));
+    }
+    let code_challenge = check_pkce(get("code_challenge"), get("code_challenge_method"), client)
+        .map_err(|(code, msg)| fail(code, msg))?;
+    let prompt = check_prompt(get("prompt")).map_err(|msg| fail(E::InvalidRequest, msg))?;
+    let max_age = match get("max_age") {
+        None => None,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Some(n),
+            _ => return Err(fail(E::InvalidRequest, "max_age must be a non-negative number of seconds")),
+        },
+    };
+    let nonce = get("nonce").map(str::to_owned);
+    if nonce.as_ref().is_some_and(|n| n.len() > 512) {
+        return Err(fail(E::InvalidRequest, "nonce is too long"));
+    }
+    if state.as_ref().is_some_and(|s| s.len() > 2048) {
+        return Err(fail(E::InvalidRequest, "state is too long"));
+    }
+    let login_hint = get("login_hint").filter(|h| h.len() <= 254).map(str::to_owned);
+
+    Ok((
+        AuthorizationRequest {
+            client_id: client.id.clone(),
+            redirect_uri,
+            scope: scope.as_string(),
+            state,
+            nonce,
+            code_challenge,
+            prompt,
+            max_age,
+            login_hint,
+        },
+        client,
+    ))
+}
+
+fn check_client_and_redirect_uri<'c>(
+    p: &Params<'_>,
+    lookup: impl FnOnce(&str) -> Option<&'c Client>,
+) -> Result<(&'c Client, String), UntrustedRequest> {
+    let client_id = p
+        .one("client_id")
+        .map_err(|_| UntrustedRequest::DuplicateParameter("client_id"))?
+        .ok_or(UntrustedRequest::MissingClientId)?;
+    let client = lookup(client_id).ok_or(UntrustedRequest::UnknownClient)?;
+    let requested = p
+        .one("redirect_uri")
+        .map_err(|_| UntrustedRequest::DuplicateParameter("redirect_uri"))?
+        .ok_or(UntrustedRequest::MissingRedirectUri)?;
+    // Answer on the URI as the client sent it (it matched a registration, RFC 8252 §7.3).
+    client.match_redirect_uri(requested).ok_or(UntrustedRequest::UnregisteredRedirectUri)?;
+    Ok((client, requested.to_owned()))
+}
+
+/// RFC 7636 §4.3–4.4 and RFC 9700 §2.1.1: S256 only; required for public clients and, unless
+/// the client opted out, for confidential ones.
+fn check_pkce(
+    challenge: Option<&str>,
+    method: Option<&str>,
+    client: &Client,
+) -> Result<Option<String>, (crate::OAuthErrorCode, &'static str)> {
+    match (challenge, method) {
+        (None, Some(_)) => Err((E::InvalidRequest, "code_challenge_method was sent without code_challenge")),
+        (None, None) if client.pkce_required() => Err((E::InvalidRequest, "PKCE is required: send code_challenge with code_challenge_method=S256")),
+        (None, None) => Ok(None),
+        (Some(_), None | Some("plain")) => Err((E::InvalidRequest, "only code_challenge_method=S256 is supported")),
+        (Some(_), Some(m)) if m != "S256" => Err((E::InvalidRequest, "only code_challenge_method=S256 is supported")),
+        (Some(c), Some(_)) if !pkce::is_valid_s256_challenge(c) => Err((E::InvalidRequest, "code_challenge is not a valid S256 challenge")),
+        (Some(c), Some(_)) => Ok(Some(c.to_owned())),
+    }
+}
+
+/// OIDC Core §3.1.2.1: space-separated; `none` may not be combined with other values.
+fn check_prompt(raw: Option<&str>) -> Result<Vec<String>, &'static str> {
+    let values: Vec<String> = raw.unwrap_or("").split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    for v in &values {
+        if !matches!(v.as_str(), "none" | "login" | "consent" | "select_account" | "create") {
+            return Err("prompt has an unsupported value");
+        }
+    }
+    if values.len() > 1 && values.iter().any(|v| v == "none") {
+        return Err("prompt=none cannot be combined with other values");
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+#[path = "authorize_tests.rs"]
+mod tests;

@@ -1,0 +1,167 @@
+//! Configuration: one TOML file plus `KEYWARD_*` environment overrides, parsed raw, then
+//! validated into a typed [`Config`]. Every problem is reported at once, each naming the
+//! file (or environment variable), the key and the fix.
+
+mod env;
+mod raw;
+mod validate;
+
+use crate::client::Client;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use validate::validate;
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, or `environment` for a `KEYWARD_*` variable.
+    pub source: String,
+    /// The key, as a TOML path (`clients[1].redirect_uris[0]`) or the variable's name.
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: `{}`: {}\n    fix: {}", self.source, self.key, self.problem, self.fix)
+    }
+}
+
+/// Every problem found, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(f, "{n} problem{} in the configuration:", if n == 1 { "" } else { "s" })?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupPolicy {
+    Open,
+    InviteOnly,
+    AllowedDomains,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    StartTls,
+    Tls,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    /// Log the message and append it to `outbox`: for trying Keyward out.
+    Dev { outbox: PathBuf },
+    Smtp { host: String, port: u16, tls: SmtpTls, username: Option<String>, password: Option<String>, timeout_seconds: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub file: PathBuf,
+    /// Without a trailing slash; every endpoint URL starts with it.
+    pub issuer: String,
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub pool_size: u32,
+    /// A master key given directly or read from `master_key_file` (base64 of 32 bytes).
+    pub master_key: Option<String>,
+    pub signup: SignupPolicy,
+    pub allowed_domains: Vec<String>,
+    pub code_lifetime_seconds: i64,
+    pub session_idle_seconds: i64,
+    pub session_lifetime_seconds: i64,
+    pub id_token_lifetime_seconds: i64,
+    pub access_token_lifetime_seconds: i64,
+    pub mail_from: String,
+    pub mail: MailTransport,
+    pub try_it_client: Option<String>,
+    pub clients: HashMap<String, Arc<Client>>,
+}
+
+impl Config {
+    /// Reads `file`, overlays the `KEYWARD_*` variables in `env`, and validates the result.
+    pub fn load(file: &Path, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+        let source = file.display().to_string();
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                source: source.clone(),
+                key: "(file)".into(),
+                problem: format!("cannot read the file: {e}"),
+                fix: "check the path (pass it with --config or KEYWARD_CONFIG) and its permissions".into(),
+            }])
+        })?;
+        Self::from_toml(file, &text, env)
+    }
+
+    pub fn from_toml(file: &Path, text: &str, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+        let source = file.display().to_string();
+        let mut value: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            ConfigErrors(vec![ConfigError {
+                source: source.clone(),
+                key: line_of(text, e.span()),
+                problem: format!("not valid TOML: {}", e.message()),
+                fix: "correct the syntax at that line (strings need quotes, tables need [brackets])".into(),
+            }])
+        })?;
+        let from_env = env::overlay(&mut value, env).map_err(ConfigErrors)?;
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(toml::Value::Table(value)).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let mut err = shape_error(&source, key, inner);
+            // A key set by a variable is reported as that variable.
+            if let Some((_, var)) = from_env.iter().find(|(path, _)| *path == err.key || path.starts_with(&format!("{}.", err.key))) {
+                err.source = "environment".into();
+                err.key = var.clone();
+            }
+            ConfigErrors(vec![err])
+        })?;
+        validate(file, raw)
+    }
+
+    pub fn client(&self, id: &str) -> Option<&Client> {
+        self.clients.get(id).map(|c| c.as_ref())
+    }
+
+    /// True for `https` issuers and loopback hosts, which browsers treat as secure contexts.
+    pub fn issuer_is_loopback(&self) -> bool {
+        validate::is_loopback_url(&self.issuer)
+    }
+}
+
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(s) => format!("line {}", text[..s.start.min(text.len())].lines().count().max(1)),
+        None => "(file)".into(),
+    }
+}
+
+fn shape_error(source: &str, key: String, message: String) -> ConfigError {
+    let key = if key == "." || key.is_empty() { "(top level)".to_owned() } else { key };
+    let fix = if message.starts_with("unknown field") {
+        "remove this key or correct its spelling (see config/keyward.toml for every key)".to_owned()
+    } else if message.starts_with("missing field") {
+        "add the key; config/keyward.toml shows an example".to_owned()
+    } else {
+        "give the key a value of the expected type".to_owned()
+    };
+    ConfigError { source: source.to_owned(), key, problem: message, fix }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,152 @@
+//! The config file as written: every table denies unknown keys, numbers and booleans are
+//! also accepted as strings (so `KEYWARD_*` environment overrides can set them).
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub issuer: String,
+    #[serde(default)]
+    pub listen: Option<String>,
+    #[serde(default)]
+    pub data_dir: Option<String>,
+    #[serde(default)]
+    pub database: RawDatabase,
+    #[serde(default)]
+    pub keys: RawKeys,
+    #[serde(default)]
+    pub login: RawLogin,
+    #[serde(default)]
+    pub tokens: RawTokens,
+    #[serde(default)]
+    pub mail: RawMail,
+    #[serde(default)]
+    pub try_it: RawTryIt,
+    #[serde(default)]
+    pub clients: Vec<RawClient>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub pool_size: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    pub master_key: Option<String>,
+    pub master_key_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogin {
+    pub signup: Option<String>,
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub code_lifetime_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub session_idle_minutes: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub session_lifetime_hours: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub id_token_lifetime_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub access_token_lifetime_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMail {
+    pub from: Option<String>,
+    pub transport: Option<String>,
+    pub outbox: Option<String>,
+    #[serde(default)]
+    pub smtp: RawSmtp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    pub host: Option<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub port: Option<u64>,
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTryIt {
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub enabled: Option<bool>,
+    pub client_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    pub id: String,
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub secret_hashes: Vec<String>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub require_pkce: Option<bool>,
+    pub id_token_signing_alg: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub first_party: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumOrText {
+    Num(u64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum BoolOrText {
+    Bool(bool),
+    Text(String),
+}
+
+fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match NumOrText::deserialize(d)? {
+        NumOrText::Num(n) => Ok(Some(n)),
+        NumOrText::Text(t) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("expected a whole number, found {t:?}"))),
+    }
+}
+
+fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    match BoolOrText::deserialize(d)? {
+        BoolOrText::Bool(b) => Ok(Some(b)),
+        BoolOrText::Text(t) => match t.trim() {
+            "true" | "1" | "yes" => Ok(Some(true)),
+            "false" | "0" | "no" => Ok(Some(false)),
+            _ => Err(serde::de::Error::custom(format!("expected true or false, found {t:?}"))),
+        },
+    }
+}

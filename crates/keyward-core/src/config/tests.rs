@@ -1,0 +1,99 @@
+use super::*;
+
+const GOOD: &str = r#"
+issuer = "http://localhost:8080"
+
+[[clients]]
+id = "app"
+name = "App"
+secret_hashes = ["xSx6HkD6Pq9OCC5Ed_PvvCHuKWT6n1DUDwdEVAs3Jr8"]
+redirect_uris = ["https://app.example/cb"]
+
+[[clients]]
+id = "spa"
+type = "public"
+redirect_uris = ["http://localhost:8080/try/callback"]
+
+[try_it]
+enabled = true
+client_id = "spa"
+"#;
+
+fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::from_toml(Path::new("keyward.toml"), text, &env)
+}
+
+fn only_error(r: Result<Config, ConfigErrors>) -> ConfigError {
+    let errs = r.expect_err("config should be refused").0;
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    errs.into_iter().next().expect("one")
+}
+
+#[test]
+fn a_good_config_loads_with_defaults() {
+    let c = load(GOOD, &[]).expect("valid");
+    assert_eq!(c.issuer, "http://localhost:8080");
+    assert_eq!(c.database_url, "sqlite://data/keyward.db");
+    assert_eq!(c.code_lifetime_seconds, 600);
+    assert!(c.client("app").is_some_and(|c| !c.is_public()));
+    assert_eq!(c.try_it_client.as_deref(), Some("spa"));
+}
+
+#[test]
+fn unknown_keys_name_file_key_and_fix() {
+    let e = only_error(load(&GOOD.replace("redirect_uris = [\"https", "redirect_urls = [\"https"), &[]));
+    assert_eq!(e.source, "keyward.toml");
+    assert_eq!(e.key, "clients[0].redirect_urls");
+    assert!(e.problem.contains("unknown field"), "{}", e.problem);
+    assert!(e.fix.contains("spelling"));
+}
+
+#[test]
+fn env_overrides_apply_and_are_named_in_errors() {
+    let c = load(GOOD, &[("KEYWARD_DATABASE__URL", "postgres://x@db/k"), ("KEYWARD_LOGIN__CODE_LIFETIME_SECONDS", "120")]).expect("valid");
+    assert_eq!(c.database_url, "postgres://x@db/k");
+    assert_eq!(c.code_lifetime_seconds, 120);
+    let e = only_error(load(GOOD, &[("KEYWARD_DATABSE__URL", "x")]));
+    assert_eq!((e.source.as_str(), e.key.as_str()), ("environment", "KEYWARD_DATABSE__URL"));
+    let e = only_error(load(GOOD, &[("KEYWARD_LOGIN__CODE_LIFETIME_SECONDS", "ten")]));
+    assert_eq!(e.key, "KEYWARD_LOGIN__CODE_LIFETIME_SECONDS");
+}
+
+#[test]
+fn f9_bad_clients_fail_closed_with_every_error_listed() {
+    let text = GOOD
+        .replace("https://app.example/cb", "http://app.example/cb")
+        .replace("id = \"spa\"\ntype", "id = \"app\"\ntype");
+    let errs = load(&text, &[]).expect_err("refused").0;
+    let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+    assert!(keys.contains(&"clients[0].redirect_uris[0]"), "{keys:?}");
+    assert!(keys.contains(&"clients[1].id"), "{keys:?}");
+}
+
+#[test]
+fn b5_http_redirect_uris_only_on_loopback() {
+    let e = only_error(load(&GOOD.replace("https://app.example/cb", "http://app.example/cb"), &[]));
+    assert!(e.problem.contains("loopback"));
+    assert!(load(&GOOD.replace("https://app.example/cb", "http://127.0.0.1:9000/cb"), &[]).is_ok());
+}
+
+#[test]
+fn secrets_never_go_in_the_config() {
+    let e = only_error(load(&GOOD.replace("xSx6HkD6Pq9OCC5Ed_PvvCHuKWT6n1DUDwdEVAs3Jr8", "hunter2"), &[]));
+    assert_eq!(e.key, "clients[0].secret_hashes[0]");
+}
+
+#[test]
+fn http_issuer_only_on_loopback_and_code_lifetime_capped() {
+    let errs = load(&GOOD.replace("http://localhost:8080\"\n", "http://id.example.com\"\n"), &[]).expect_err("refused").0;
+    assert!(errs.iter().any(|e| e.key == "issuer" && e.problem.contains("localhost")), "{errs:?}");
+    let e = only_error(load(GOOD, &[("KEYWARD_LOGIN__CODE_LIFETIME_SECONDS", "601")]));
+    assert_eq!(e.key, "login.code_lifetime_seconds");
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let e = only_error(load("issuer = \"x\"\n\nnot toml at all", &[]));
+    assert_eq!(e.key, "line 3");
+}
