@@ -14,7 +14,10 @@ pub fn generate(rng: &mut impl RngCore) -> String {
     let mut bytes = [0u8; CODE_LEN];
     rng.fill_bytes(&mut bytes);
     // 256 is a multiple of 32, so `b % 32` is unbiased.
-    bytes.iter().map(|b| ALPHABET[(*b % 32) as usize] as char).collect()
+    bytes
+        .iter()
+        .map(|b| ALPHABET[(*b % 32) as usize] as char)
+        .collect()
 }
 
 /// `ABCDEFGH` → `ABCD-EFGH`, for people.

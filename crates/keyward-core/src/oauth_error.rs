@@ -87,7 +87,13 @@ impl OAuthError {
         let description = description
             .into()
             .chars()
-            .map(|c| if c == '"' || c == '\\' || !(' '..='~').contains(&c) { ' ' } else { c })
+            .map(|c| {
+                if c == '"' || c == '\\' || !(' '..='~').contains(&c) {
+                    ' '
+                } else {
+                    c
+                }
+            })
             .collect();
         Self { code, description }
     }

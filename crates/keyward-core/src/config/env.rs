@@ -9,11 +9,16 @@ use super::ConfigError;
 const NOT_OVERRIDES: &[&str] = &["KEYWARD_CONFIG", "KEYWARD_LOG", "KEYWARD_LOG_FORMAT"];
 
 /// Returns the dotted key path each variable set, for error messages.
-pub fn overlay(table: &mut toml::Table, env: &[(String, String)]) -> Result<Vec<(String, String)>, Vec<ConfigError>> {
+pub fn overlay(
+    table: &mut toml::Table,
+    env: &[(String, String)],
+) -> Result<Vec<(String, String)>, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut set = Vec::new();
     for (name, value) in env {
-        let Some(rest) = name.strip_prefix("KEYWARD_") else { continue };
+        let Some(rest) = name.strip_prefix("KEYWARD_") else {
+            continue;
+        };
         if NOT_OVERRIDES.contains(&name.as_str()) || name.starts_with("KEYWARD_TEST_") {
             continue;
         }
@@ -37,7 +42,11 @@ pub fn overlay(table: &mut toml::Table, env: &[(String, String)]) -> Result<Vec<
             }),
         }
     }
-    if errors.is_empty() { Ok(set) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Sets `path` to `value`, creating tables on the way; `Err` names a segment that is not a table.
@@ -48,7 +57,10 @@ fn set_path(table: &mut toml::Table, path: &[String], value: &str) -> Result<(),
             table.insert(last.clone(), toml::Value::String(value.to_owned()));
             Ok(())
         }
-        [first, rest @ ..] => match table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
+        [first, rest @ ..] => match table
+            .entry(first.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        {
             toml::Value::Table(t) => set_path(t, rest, value),
             _ => Err(first.clone()),
         },

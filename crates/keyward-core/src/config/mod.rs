@@ -27,7 +27,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: `{}`: {}\n    fix: {}", self.source, self.key, self.problem, self.fix)
+        write!(
+            f,
+            "{}: `{}`: {}\n    fix: {}",
+            self.source, self.key, self.problem, self.fix
+        )
     }
 }
 
@@ -38,7 +42,11 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(f, "{n} problem{} in the configuration:", if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{n} problem{} in the configuration:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             writeln!(f, "  - {e}")?;
         }
@@ -66,7 +74,14 @@ pub enum SmtpTls {
 pub enum MailTransport {
     /// Log the message and append it to `outbox`: for trying Keyward out.
     Dev { outbox: PathBuf },
-    Smtp { host: String, port: u16, tls: SmtpTls, username: Option<String>, password: Option<String>, timeout_seconds: u64 },
+    Smtp {
+        host: String,
+        port: u16,
+        tls: SmtpTls,
+        username: Option<String>,
+        password: Option<String>,
+        timeout_seconds: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,34 +117,44 @@ impl Config {
                 source: source.clone(),
                 key: "(file)".into(),
                 problem: format!("cannot read the file: {e}"),
-                fix: "check the path (pass it with --config or KEYWARD_CONFIG) and its permissions".into(),
+                fix: "check the path (pass it with --config or KEYWARD_CONFIG) and its permissions"
+                    .into(),
             }])
         })?;
         Self::from_toml(file, &text, env)
     }
 
-    pub fn from_toml(file: &Path, text: &str, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+    pub fn from_toml(
+        file: &Path,
+        text: &str,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigErrors> {
         let source = file.display().to_string();
         let mut value: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             ConfigErrors(vec![ConfigError {
                 source: source.clone(),
                 key: line_of(text, e.span()),
                 problem: format!("not valid TOML: {}", e.message()),
-                fix: "correct the syntax at that line (strings need quotes, tables need [brackets])".into(),
+                fix:
+                    "correct the syntax at that line (strings need quotes, tables need [brackets])"
+                        .into(),
             }])
         })?;
         let from_env = env::overlay(&mut value, env).map_err(ConfigErrors)?;
-        let raw: raw::RawConfig = serde_path_to_error::deserialize(toml::Value::Table(value)).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            let mut err = shape_error(&source, key, inner);
-            // A key set by a variable is reported as that variable.
-            if let Some((_, var)) = from_env.iter().find(|(path, _)| *path == err.key || path.starts_with(&format!("{}.", err.key))) {
-                err.source = "environment".into();
-                err.key = var.clone();
-            }
-            ConfigErrors(vec![err])
-        })?;
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(toml::Value::Table(value))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                let mut err = shape_error(&source, key, inner);
+                // A key set by a variable is reported as that variable.
+                if let Some((_, var)) = from_env.iter().find(|(path, _)| {
+                    *path == err.key || path.starts_with(&format!("{}.", err.key))
+                }) {
+                    err.source = "environment".into();
+                    err.key = var.clone();
+                }
+                ConfigErrors(vec![err])
+            })?;
         validate(file, raw)
     }
 
@@ -145,13 +170,20 @@ impl Config {
 
 fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     match span {
-        Some(s) => format!("line {}", text[..s.start.min(text.len())].lines().count().max(1)),
+        Some(s) => format!(
+            "line {}",
+            text[..s.start.min(text.len())].lines().count().max(1)
+        ),
         None => "(file)".into(),
     }
 }
 
 fn shape_error(source: &str, key: String, message: String) -> ConfigError {
-    let key = if key == "." || key.is_empty() { "(top level)".to_owned() } else { key };
+    let key = if key == "." || key.is_empty() {
+        "(top level)".to_owned()
+    } else {
+        key
+    };
     let fix = if message.starts_with("unknown field") {
         "remove this key or correct its spelling (see config/keyward.toml for every key)".to_owned()
     } else if message.starts_with("missing field") {
@@ -159,7 +191,12 @@ fn shape_error(source: &str, key: String, message: String) -> ConfigError {
     } else {
         "give the key a value of the expected type".to_owned()
     };
-    ConfigError { source: source.to_owned(), key, problem: message, fix }
+    ConfigError {
+        source: source.to_owned(),
+        key,
+        problem: message,
+        fix,
+    }
 }
 
 #[cfg(test)]

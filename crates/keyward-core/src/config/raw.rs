@@ -132,11 +132,11 @@ enum BoolOrText {
 fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     match NumOrText::deserialize(d)? {
         NumOrText::Num(n) => Ok(Some(n)),
-        NumOrText::Text(t) => t
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("expected a whole number, found {t:?}"))),
+        NumOrText::Text(t) => {
+            t.trim().parse().map(Some).map_err(|_| {
+                serde::de::Error::custom(format!("expected a whole number, found {t:?}"))
+            })
+        }
     }
 }
 
@@ -146,7 +146,9 @@ fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
         BoolOrText::Text(t) => match t.trim() {
             "true" | "1" | "yes" => Ok(Some(true)),
             "false" | "0" | "no" => Ok(Some(false)),
-            _ => Err(serde::de::Error::custom(format!("expected true or false, found {t:?}"))),
+            _ => Err(serde::de::Error::custom(format!(
+                "expected true or false, found {t:?}"
+            ))),
         },
     }
 }

@@ -16,57 +16,101 @@ struct Errors<'a> {
 
 impl Errors<'_> {
     fn add(&mut self, key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) {
-        self.list.push(ConfigError { source: self.source.to_owned(), key: key.into(), problem: problem.into(), fix: fix.into() });
+        self.list.push(ConfigError {
+            source: self.source.to_owned(),
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        });
     }
 }
 
 pub fn is_loopback_url(url: &str) -> bool {
-    Url::parse(url).is_ok_and(|u| matches!(u.host_str(), Some("localhost") | Some("127.0.0.1") | Some("[::1]")))
+    Url::parse(url).is_ok_and(|u| {
+        matches!(
+            u.host_str(),
+            Some("localhost") | Some("127.0.0.1") | Some("[::1]")
+        )
+    })
 }
 
 pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
     let source = file.display().to_string();
-    let mut e = Errors { source: &source, list: Vec::new() };
+    let mut e = Errors {
+        source: &source,
+        list: Vec::new(),
+    };
 
     let issuer = raw.issuer.trim_end_matches('/').to_owned();
     match Url::parse(&issuer) {
-        Err(_) => e.add("issuer", format!("{:?} is not a URL", raw.issuer), "use the public https URL people reach Keyward at, e.g. \"https://id.example.com\""),
+        Err(_) => e.add(
+            "issuer",
+            format!("{:?} is not a URL", raw.issuer),
+            "use the public https URL people reach Keyward at, e.g. \"https://id.example.com\"",
+        ),
         Ok(u) => {
             if u.scheme() != "https" && !(u.scheme() == "http" && is_loopback_url(&issuer)) {
                 e.add("issuer", "plain http is only allowed for localhost", "use an https URL (terminate TLS in front of Keyward), or http://localhost:PORT for development");
             }
             if u.query().is_some() || u.fragment().is_some() {
-                e.add("issuer", "an issuer may not have a query or fragment (OIDC Discovery §3)", "remove everything after ? or #");
+                e.add(
+                    "issuer",
+                    "an issuer may not have a query or fragment (OIDC Discovery §3)",
+                    "remove everything after ? or #",
+                );
             }
         }
     }
     let data_dir = PathBuf::from(raw.data_dir.unwrap_or_else(|| "data".into()));
     let listen = raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
     if listen.parse::<std::net::SocketAddr>().is_err() {
-        e.add("listen", format!("{listen:?} is not an address:port"), "write it like \"127.0.0.1:8080\" or \"0.0.0.0:8080\"");
+        e.add(
+            "listen",
+            format!("{listen:?} is not an address:port"),
+            "write it like \"127.0.0.1:8080\" or \"0.0.0.0:8080\"",
+        );
     }
     let database_url = raw
         .database
         .url
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("keyward.db").display()));
-    if !(database_url.starts_with("sqlite://") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-        e.add("database.url", "the URL must start with sqlite:// or postgres://", "e.g. \"sqlite://data/keyward.db\" or \"postgres://keyward@db/keyward\"");
+    if !(database_url.starts_with("sqlite://")
+        || database_url.starts_with("postgres://")
+        || database_url.starts_with("postgresql://"))
+    {
+        e.add(
+            "database.url",
+            "the URL must start with sqlite:// or postgres://",
+            "e.g. \"sqlite://data/keyward.db\" or \"postgres://keyward@db/keyward\"",
+        );
     }
     let pool_size = raw.database.pool_size.unwrap_or(8);
     if !(1..=256).contains(&pool_size) {
-        e.add("database.pool_size", "must be between 1 and 256", "8 suits most installations");
+        e.add(
+            "database.pool_size",
+            "must be between 1 and 256",
+            "8 suits most installations",
+        );
     }
 
     let master_key = match (raw.keys.master_key, raw.keys.master_key_file) {
         (Some(_), Some(_)) => {
-            e.add("keys.master_key_file", "both master_key and master_key_file are set", "keep one of them");
+            e.add(
+                "keys.master_key_file",
+                "both master_key and master_key_file are set",
+                "keep one of them",
+            );
             None
         }
         (Some(k), None) => Some(k),
         (None, Some(path)) => match std::fs::read_to_string(&path) {
             Ok(k) => Some(k.trim().to_owned()),
             Err(err) => {
-                e.add("keys.master_key_file", format!("cannot read {path}: {err}"), "check the path and its permissions");
+                e.add(
+                    "keys.master_key_file",
+                    format!("cannot read {path}: {err}"),
+                    "check the path and its permissions",
+                );
                 None
             }
         },
@@ -74,9 +118,15 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
     };
     if let Some(k) = &master_key {
         use base64::Engine;
-        let ok = base64::engine::general_purpose::STANDARD.decode(k).is_ok_and(|b| b.len() == 32);
+        let ok = base64::engine::general_purpose::STANDARD
+            .decode(k)
+            .is_ok_and(|b| b.len() == 32);
         if !ok {
-            e.add("keys.master_key", "must be 32 random bytes in base64", "generate one with `openssl rand -base64 32`");
+            e.add(
+                "keys.master_key",
+                "must be 32 random bytes in base64",
+                "generate one with `openssl rand -base64 32`",
+            );
         }
     }
 
@@ -85,38 +135,84 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         "invite_only" => SignupPolicy::InviteOnly,
         "allowed_domains" => SignupPolicy::AllowedDomains,
         other => {
-            e.add("login.signup", format!("unknown policy {other:?}"), "use \"open\", \"allowed_domains\" or \"invite_only\"");
+            e.add(
+                "login.signup",
+                format!("unknown policy {other:?}"),
+                "use \"open\", \"allowed_domains\" or \"invite_only\"",
+            );
             SignupPolicy::Open
         }
     };
-    let allowed_domains: Vec<String> = raw.login.allowed_domains.iter().map(|d| d.trim().to_lowercase()).collect();
+    let allowed_domains: Vec<String> = raw
+        .login
+        .allowed_domains
+        .iter()
+        .map(|d| d.trim().to_lowercase())
+        .collect();
     if signup == SignupPolicy::AllowedDomains && allowed_domains.is_empty() {
-        e.add("login.allowed_domains", "signup = \"allowed_domains\" needs at least one domain", "add e.g. allowed_domains = [\"example.com\"]");
+        e.add(
+            "login.allowed_domains",
+            "signup = \"allowed_domains\" needs at least one domain",
+            "add e.g. allowed_domains = [\"example.com\"]",
+        );
     }
     let code_lifetime = raw.login.code_lifetime_seconds.unwrap_or(600);
     if !(1..=600).contains(&code_lifetime) {
-        e.add("login.code_lifetime_seconds", "must be between 1 and 600 (NIST SP 800-63B: 10 minutes at most)", "use 600");
+        e.add(
+            "login.code_lifetime_seconds",
+            "must be between 1 and 600 (NIST SP 800-63B: 10 minutes at most)",
+            "use 600",
+        );
     }
     let idle_minutes = raw.login.session_idle_minutes.unwrap_or(7 * 24 * 60);
     let lifetime_hours = raw.login.session_lifetime_hours.unwrap_or(30 * 24);
     if idle_minutes == 0 || lifetime_hours == 0 || idle_minutes > lifetime_hours * 60 {
-        e.add("login.session_idle_minutes", "must be at least 1 and no longer than session_lifetime_hours", "e.g. 10080 (a week) with session_lifetime_hours = 720");
+        e.add(
+            "login.session_idle_minutes",
+            "must be at least 1 and no longer than session_lifetime_hours",
+            "e.g. 10080 (a week) with session_lifetime_hours = 720",
+        );
     }
     let id_token_lifetime = raw.tokens.id_token_lifetime_seconds.unwrap_or(3600);
     let access_token_lifetime = raw.tokens.access_token_lifetime_seconds.unwrap_or(600);
-    for (key, v) in [("tokens.id_token_lifetime_seconds", id_token_lifetime), ("tokens.access_token_lifetime_seconds", access_token_lifetime)] {
+    for (key, v) in [
+        ("tokens.id_token_lifetime_seconds", id_token_lifetime),
+        (
+            "tokens.access_token_lifetime_seconds",
+            access_token_lifetime,
+        ),
+    ] {
         if !(30..=86_400).contains(&v) {
-            e.add(key, "must be between 30 and 86400 seconds", "short lifetimes are safer: 600 for access tokens, 3600 for ID tokens");
+            e.add(
+                key,
+                "must be between 30 and 86400 seconds",
+                "short lifetimes are safer: 600 for access tokens, 3600 for ID tokens",
+            );
         }
     }
 
-    let mail_from = raw.mail.from.unwrap_or_else(|| "Keyward <no-reply@localhost>".into());
+    let mail_from = raw
+        .mail
+        .from
+        .unwrap_or_else(|| "Keyward <no-reply@localhost>".into());
     let mail = match raw.mail.transport.as_deref().unwrap_or("dev") {
-        "dev" => MailTransport::Dev { outbox: raw.mail.outbox.map(PathBuf::from).unwrap_or_else(|| data_dir.join("outbox.log")) },
+        "dev" => MailTransport::Dev {
+            outbox: raw
+                .mail
+                .outbox
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("outbox.log")),
+        },
         "smtp" => smtp(&mut e, raw.mail.smtp),
         other => {
-            e.add("mail.transport", format!("unknown transport {other:?}"), "use \"smtp\" in production or \"dev\" to write mail to the outbox file");
-            MailTransport::Dev { outbox: data_dir.join("outbox.log") }
+            e.add(
+                "mail.transport",
+                format!("unknown transport {other:?}"),
+                "use \"smtp\" in production or \"dev\" to write mail to the outbox file",
+            );
+            MailTransport::Dev {
+                outbox: data_dir.join("outbox.log"),
+            }
         }
     };
 
@@ -125,7 +221,11 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
     for (i, rc) in raw.clients.into_iter().enumerate() {
         let key = format!("clients[{i}]");
         if !seen_ids.insert(rc.id.clone()) {
-            e.add(format!("{key}.id"), format!("client id {:?} is registered twice", rc.id), "give every client a unique id");
+            e.add(
+                format!("{key}.id"),
+                format!("client id {:?} is registered twice", rc.id),
+                "give every client a unique id",
+            );
             continue;
         }
         if let Some(c) = client(&mut e, &key, rc) {
@@ -137,9 +237,21 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         let id = raw.try_it.client_id.unwrap_or_else(|| "try-it".into());
         let callback = format!("{issuer}/try/callback");
         match clients.get(&id) {
-            None => e.add("try_it.client_id", format!("no client {id:?} is registered"), "register a public client for the try-it page, or set try_it.enabled = false"),
-            Some(c) if !c.is_public() => e.add("try_it.client_id", format!("client {id:?} is confidential"), "the try-it page needs a public client (type = \"public\")"),
-            Some(c) if !c.redirect_uris.contains(&callback) => e.add("try_it.client_id", format!("client {id:?} does not register {callback}"), format!("add \"{callback}\" to its redirect_uris")),
+            None => e.add(
+                "try_it.client_id",
+                format!("no client {id:?} is registered"),
+                "register a public client for the try-it page, or set try_it.enabled = false",
+            ),
+            Some(c) if !c.is_public() => e.add(
+                "try_it.client_id",
+                format!("client {id:?} is confidential"),
+                "the try-it page needs a public client (type = \"public\")",
+            ),
+            Some(c) if !c.redirect_uris.contains(&callback) => e.add(
+                "try_it.client_id",
+                format!("client {id:?} does not register {callback}"),
+                format!("add \"{callback}\" to its redirect_uris"),
+            ),
             Some(_) => {}
         }
         Some(id)
@@ -178,13 +290,21 @@ fn smtp(e: &mut Errors<'_>, s: super::raw::RawSmtp) -> MailTransport {
         "starttls" => SmtpTls::StartTls,
         "tls" => SmtpTls::Tls,
         other => {
-            e.add("mail.smtp.tls", format!("unknown TLS mode {other:?}"), "use \"starttls\" (port 587), \"tls\" (port 465) or \"none\" (local relays only)");
+            e.add(
+                "mail.smtp.tls",
+                format!("unknown TLS mode {other:?}"),
+                "use \"starttls\" (port 587), \"tls\" (port 465) or \"none\" (local relays only)",
+            );
             SmtpTls::StartTls
         }
     };
     let host = s.host.unwrap_or_default();
     if host.is_empty() {
-        e.add("mail.smtp.host", "transport = \"smtp\" needs a host", "set host = \"smtp.example.com\"");
+        e.add(
+            "mail.smtp.host",
+            "transport = \"smtp\" needs a host",
+            "set host = \"smtp.example.com\"",
+        );
     }
     let default_port = match tls {
         SmtpTls::Tls => 465,
@@ -193,60 +313,115 @@ fn smtp(e: &mut Errors<'_>, s: super::raw::RawSmtp) -> MailTransport {
     };
     let port = s.port.unwrap_or(default_port);
     if !(1..=65535).contains(&port) {
-        e.add("mail.smtp.port", "must be between 1 and 65535", format!("use {default_port}"));
+        e.add(
+            "mail.smtp.port",
+            "must be between 1 and 65535",
+            format!("use {default_port}"),
+        );
     }
     let password = match (s.password, s.password_file) {
         (Some(p), None) => Some(p),
         (None, Some(path)) => match std::fs::read_to_string(&path) {
             Ok(p) => Some(p.trim_end_matches(['\r', '\n']).to_owned()),
             Err(err) => {
-                e.add("mail.smtp.password_file", format!("cannot read {path}: {err}"), "check the path and its permissions");
+                e.add(
+                    "mail.smtp.password_file",
+                    format!("cannot read {path}: {err}"),
+                    "check the path and its permissions",
+                );
                 None
             }
         },
         (Some(_), Some(_)) => {
-            e.add("mail.smtp.password_file", "both password and password_file are set", "keep one of them");
+            e.add(
+                "mail.smtp.password_file",
+                "both password and password_file are set",
+                "keep one of them",
+            );
             None
         }
         (None, None) => None,
     };
     if s.username.is_some() != password.is_some() {
-        e.add("mail.smtp.username", "username and password go together", "set both, or neither for an unauthenticated relay");
+        e.add(
+            "mail.smtp.username",
+            "username and password go together",
+            "set both, or neither for an unauthenticated relay",
+        );
     }
-    MailTransport::Smtp { host, port: port as u16, tls, username: s.username, password, timeout_seconds: s.timeout_seconds.unwrap_or(10) }
+    MailTransport::Smtp {
+        host,
+        port: port as u16,
+        tls,
+        username: s.username,
+        password,
+        timeout_seconds: s.timeout_seconds.unwrap_or(10),
+    }
 }
 
 fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
     let before = e.list.len();
-    if rc.id.is_empty() || rc.id.len() > 128 || !rc.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        e.add(format!("{key}.id"), format!("{:?} is not a usable client id", rc.id), "use 1–128 letters, digits, '-', '_' or '.'");
+    if rc.id.is_empty()
+        || rc.id.len() > 128
+        || !rc
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        e.add(
+            format!("{key}.id"),
+            format!("{:?} is not a usable client id", rc.id),
+            "use 1–128 letters, digits, '-', '_' or '.'",
+        );
     }
     let public = match rc.kind.as_deref().unwrap_or("confidential") {
         "confidential" => false,
         "public" => true,
         other => {
-            e.add(format!("{key}.type"), format!("unknown client type {other:?}"), "use \"confidential\" (server-side apps) or \"public\" (SPAs, mobile apps)");
+            e.add(
+                format!("{key}.type"),
+                format!("unknown client type {other:?}"),
+                "use \"confidential\" (server-side apps) or \"public\" (SPAs, mobile apps)",
+            );
             false
         }
     };
     let kind = if public {
         if !rc.secret_hashes.is_empty() {
-            e.add(format!("{key}.secret_hashes"), "a public client has no secret", "remove secret_hashes, or make the client confidential");
+            e.add(
+                format!("{key}.secret_hashes"),
+                "a public client has no secret",
+                "remove secret_hashes, or make the client confidential",
+            );
         }
         ClientKind::Public
     } else {
         if rc.secret_hashes.is_empty() {
-            e.add(format!("{key}.secret_hashes"), "a confidential client needs a secret hash", "run `keyward clients new` and paste the printed secret_hashes line");
+            e.add(
+                format!("{key}.secret_hashes"),
+                "a confidential client needs a secret hash",
+                "run `keyward clients new` and paste the printed secret_hashes line",
+            );
         }
         for (j, h) in rc.secret_hashes.iter().enumerate() {
-            if h.len() != 43 || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if h.len() != 43
+                || !h
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 e.add(format!("{key}.secret_hashes[{j}]"), "not a SHA-256 hash in base64url (43 characters); secrets themselves never go in the config", "run `keyward clients hash-secret` with the secret, or `keyward clients new` for a fresh one");
             }
         }
-        ClientKind::Confidential { secret_hashes: rc.secret_hashes }
+        ClientKind::Confidential {
+            secret_hashes: rc.secret_hashes,
+        }
     };
     if rc.redirect_uris.is_empty() {
-        e.add(format!("{key}.redirect_uris"), "no redirect URI is registered", "list the exact URIs the app receives codes on");
+        e.add(
+            format!("{key}.redirect_uris"),
+            "no redirect URI is registered",
+            "list the exact URIs the app receives codes on",
+        );
     }
     for (j, uri) in rc.redirect_uris.iter().enumerate() {
         if let Some((problem, fix)) = redirect_uri_problem(uri, public) {
@@ -256,13 +431,21 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
     let id_token_alg = match rc.id_token_signing_alg.as_deref() {
         None => SigningAlg::Rs256,
         Some(a) => SigningAlg::parse(a).unwrap_or_else(|| {
-            e.add(format!("{key}.id_token_signing_alg"), format!("unsupported algorithm {a:?}"), "use \"RS256\" (the OIDC default) or \"ES256\"");
+            e.add(
+                format!("{key}.id_token_signing_alg"),
+                format!("unsupported algorithm {a:?}"),
+                "use \"RS256\" (the OIDC default) or \"ES256\"",
+            );
             SigningAlg::Rs256
         }),
     };
     let require_pkce = rc.require_pkce.unwrap_or(true);
     if public && !require_pkce {
-        e.add(format!("{key}.require_pkce"), "public clients must use PKCE", "remove require_pkce = false");
+        e.add(
+            format!("{key}.require_pkce"),
+            "public clients must use PKCE",
+            "remove require_pkce = false",
+        );
     }
     (e.list.len() == before).then(|| Client {
         name: rc.name.unwrap_or_else(|| rc.id.clone()),
@@ -279,16 +462,29 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
 /// public clients) private-use schemes (RFC 8252 §7.1).
 fn redirect_uri_problem(uri: &str, public: bool) -> Option<(String, String)> {
     let Ok(u) = Url::parse(uri) else {
-        return Some((format!("{uri:?} is not an absolute URL"), "write the full URI, e.g. \"https://app.example.com/callback\"".into()));
+        return Some((
+            format!("{uri:?} is not an absolute URL"),
+            "write the full URI, e.g. \"https://app.example.com/callback\"".into(),
+        ));
     };
     if u.fragment().is_some() {
-        return Some(("a redirect URI may not have a #fragment (RFC 6749 §3.1.2)".into(), "remove the fragment".into()));
+        return Some((
+            "a redirect URI may not have a #fragment (RFC 6749 §3.1.2)".into(),
+            "remove the fragment".into(),
+        ));
     }
     match u.scheme() {
         "https" => None,
         "http" if is_loopback_url(uri) => None,
-        "http" => Some(("plain http redirect URIs are only allowed on loopback (RFC 9700 §2.6)".into(), "use https, or http://localhost / http://127.0.0.1 for development".into())),
+        "http" => Some((
+            "plain http redirect URIs are only allowed on loopback (RFC 9700 §2.6)".into(),
+            "use https, or http://localhost / http://127.0.0.1 for development".into(),
+        )),
         s if public && s.contains('.') => None,
-        _ => Some((format!("scheme {:?} is not allowed", u.scheme()), "use https; native apps may use a reverse-domain scheme like com.example.app:/cb".into())),
+        _ => Some((
+            format!("scheme {:?} is not allowed", u.scheme()),
+            "use https; native apps may use a reverse-domain scheme like com.example.app:/cb"
+                .into(),
+        )),
     }
 }

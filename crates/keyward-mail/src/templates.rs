@@ -1,0 +1,141 @@
+//! Mail templates: [`MailTemplates`] renders the sign-in code email from the
+//! Tera templates in `ui/mail/`, embedded into the binary at compile time.
+
+use serde::Serialize;
+use tera::{Context, Tera};
+
+use crate::{MailError, OutgoingMail};
+
+const SIGN_IN_CODE_TXT: &str = include_str!("../../../ui/mail/sign_in_code.txt.tera");
+const SIGN_IN_CODE_HTML: &str = include_str!("../../../ui/mail/sign_in_code.html.tera");
+
+const TXT_NAME: &str = "sign_in_code.txt";
+const HTML_NAME: &str = "sign_in_code.html";
+
+/// Everything the sign-in code email shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignInCodeMail<'a> {
+    /// The client application the user is signing in to.
+    pub app_name: &'a str,
+    /// The code, already formatted (`XXXX-XXXX`).
+    pub code: &'a str,
+    /// How long the code stays valid.
+    pub minutes_valid: u32,
+    /// When the code was requested, as human text (e.g. `25 Nov 2026 14:03 UTC`).
+    pub requested_at: &'a str,
+    /// The issuer (this Keyward instance), shown as the sender.
+    pub issuer: &'a str,
+}
+
+/// The compiled mail templates.
+#[derive(Debug)]
+pub struct MailTemplates {
+    tera: Tera,
+}
+
+impl MailTemplates {
+    /// Parses the embedded templates. HTML templates are autoescaped, text ones not.
+    pub fn new() -> Result<MailTemplates, MailError> {
+        let mut tera = Tera::default();
+        tera.autoescape_on(vec![".html"]);
+        tera.add_raw_templates(vec![
+            (TXT_NAME, SIGN_IN_CODE_TXT),
+            (HTML_NAME, SIGN_IN_CODE_HTML),
+        ])?;
+        Ok(MailTemplates { tera })
+    }
+
+    /// Renders the sign-in code email for `to`.
+    pub fn sign_in_code(&self, to: &str, m: &SignInCodeMail) -> Result<OutgoingMail, MailError> {
+        let context = Context::from_serialize(m)?;
+        let text = self.tera.render(TXT_NAME, &context)?;
+        let html = self.tera.render(HTML_NAME, &context)?;
+        let subject = format!(
+            "Your sign-in code for {}: {}",
+            single_line(m.app_name),
+            single_line(m.code)
+        );
+        Ok(OutgoingMail {
+            to: to.to_owned(),
+            subject,
+            text,
+            html,
+        })
+    }
+}
+
+/// Keeps header values on one line whatever the configured app name contains.
+fn single_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample<'a>(app_name: &'a str) -> SignInCodeMail<'a> {
+        SignInCodeMail {
+            app_name,
+            code: "ABCD-EFGH",
+            minutes_valid: 10,
+            requested_at: "25 Nov 2026 14:03 UTC",
+            issuer: "https://id.example.com",
+        }
+    }
+
+    #[test]
+    fn renders_code_in_text_and_html() -> Result<(), MailError> {
+        let templates = MailTemplates::new()?;
+        let mail = templates.sign_in_code("alice@example.com", &sample("Photo App"))?;
+        assert_eq!(mail.to, "alice@example.com");
+        assert_eq!(mail.subject, "Your sign-in code for Photo App: ABCD-EFGH");
+        assert!(mail.text.lines().any(|l| l == "ABCD-EFGH"), "{}", mail.text);
+        assert!(mail.text.contains("valid for 10 minutes"));
+        assert!(mail.text.contains("25 Nov 2026 14:03 UTC"));
+        assert!(mail.text.contains("nobody can sign in without this code"));
+        assert!(mail.text.contains("Photo App"));
+        assert!(mail.html.contains("ABCD-EFGH"));
+        assert!(mail.html.contains("10 minutes"));
+        assert!(
+            mail.html.contains("https:&#x2F;&#x2F;id.example.com")
+                || mail.html.contains("https://id.example.com")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn one_minute_is_singular() -> Result<(), MailError> {
+        let templates = MailTemplates::new()?;
+        let mut m = sample("App");
+        m.minutes_valid = 1;
+        let mail = templates.sign_in_code("a@example.com", &m)?;
+        assert!(mail.text.contains("valid for 1 minute."));
+        Ok(())
+    }
+
+    #[test]
+    fn html_escapes_app_name_but_text_does_not() -> Result<(), MailError> {
+        let templates = MailTemplates::new()?;
+        let mail = templates.sign_in_code("a@example.com", &sample("<b>Evil</b> & Co"))?;
+        assert!(!mail.html.contains("<b>Evil</b>"));
+        assert!(
+            mail.html.contains("&lt;b&gt;Evil&lt;&#x2F;b&gt; &amp; Co"),
+            "{}",
+            mail.html
+        );
+        assert!(mail.text.contains("<b>Evil</b> & Co"));
+        Ok(())
+    }
+
+    #[test]
+    fn subject_is_single_line() -> Result<(), MailError> {
+        let templates = MailTemplates::new()?;
+        let mail = templates.sign_in_code("a@example.com", &sample("Bad\r\nBcc: x@y"))?;
+        assert!(!mail.subject.contains('\n') && !mail.subject.contains('\r'));
+        Ok(())
+    }
+}

@@ -1,0 +1,294 @@
+//! Signing keys: generated on first start (one RS256, one ES256), stored in the database
+//! with the private half sealed by AES-256-GCM under a key derived from the master key,
+//! parsed once at start and kept as ready-to-use aws-lc-rs key pairs. JWTs are assembled
+//! here and signed with the cached pairs, because `jsonwebtoken::encode` re-parses the key
+//! on every signature (CRATES.md); jsonwebtoken still verifies.
+
+use crate::ServiceError;
+use crate::master_key::MasterKey;
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use keyward_core::client::SigningAlg;
+use keyward_store::models::SigningKeyRow;
+use keyward_store::{DbConnection, repo};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+enum Signer {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+struct LoadedKey {
+    kid: String,
+    alg: SigningAlg,
+    signer: Signer,
+}
+
+/// Every active key, ready to sign and verify, plus the JWKS document served as is.
+pub struct KeySet {
+    keys: Vec<LoadedKey>,
+    decoding: HashMap<String, (DecodingKey, Algorithm)>,
+    jwks_json: String,
+}
+
+impl KeySet {
+    /// Loads the active keys, creating any missing algorithm's key first.
+    pub fn load_or_create(
+        conn: &mut DbConnection,
+        master: &MasterKey,
+        now: i64,
+    ) -> Result<KeySet, ServiceError> {
+        let sealer = sealer(master)?;
+        let existing = repo::keys::active(conn)?;
+        for alg in [SigningAlg::Rs256, SigningAlg::Es256] {
+            if !existing.iter().any(|k| k.alg == alg.as_str()) {
+                let pkcs8 = generate(alg)?;
+                let (_, jwk) = public_jwk(alg, &parse(alg, &pkcs8)?)?;
+                let kid = thumbprint(&jwk);
+                let row = SigningKeyRow {
+                    private_key_encrypted: seal(&sealer, &kid, &pkcs8)?,
+                    kid,
+                    alg: alg.as_str().into(),
+                    created_at: now,
+                    retired_at: None,
+                };
+                repo::keys::insert(conn, &row)?;
+                tracing::info!(kid = %row.kid, alg = %row.alg, "generated a signing key");
+            }
+        }
+        let rows = repo::keys::active(conn)?;
+        let mut keys = Vec::new();
+        let mut decoding = HashMap::new();
+        let mut jwks = Vec::new();
+        for row in rows {
+            let alg = SigningAlg::parse(&row.alg).ok_or_else(|| {
+                ServiceError::Crypto(format!("key {} has unknown alg {}", row.kid, row.alg))
+            })?;
+            let pkcs8 = open(&sealer, &row.kid, &row.private_key_encrypted)?;
+            let signer = parse(alg, &pkcs8)?;
+            let (dk, mut jwk) = public_jwk(alg, &signer)?;
+            jwk.insert("kid".into(), row.kid.clone().into());
+            jwk.insert("alg".into(), alg.as_str().into());
+            jwk.insert("use".into(), "sig".into());
+            decoding.insert(row.kid.clone(), (dk, jwt_alg(alg)));
+            jwks.push(serde_json::Value::Object(jwk));
+            keys.push(LoadedKey {
+                kid: row.kid,
+                alg,
+                signer,
+            });
+        }
+        let jwks_json = serde_json::json!({ "keys": jwks }).to_string();
+        Ok(KeySet {
+            keys,
+            decoding,
+            jwks_json,
+        })
+    }
+
+    pub fn jwks_json(&self) -> &str {
+        &self.jwks_json
+    }
+
+    /// Signs `claims` as a compact JWS with the newest key of `alg`.
+    pub fn sign(
+        &self,
+        alg: SigningAlg,
+        typ: &str,
+        claims: &impl Serialize,
+    ) -> Result<String, ServiceError> {
+        let key = self
+            .keys
+            .iter()
+            .rev()
+            .find(|k| k.alg == alg)
+            .ok_or_else(|| ServiceError::Crypto(format!("no {} key", alg.as_str())))?;
+        let header = serde_json::json!({ "alg": alg.as_str(), "kid": key.kid, "typ": typ });
+        let mut jws = URL_SAFE_NO_PAD.encode(header.to_string());
+        jws.push('.');
+        jws.push_str(
+            &URL_SAFE_NO_PAD.encode(
+                serde_json::to_vec(claims).map_err(|e| ServiceError::Crypto(e.to_string()))?,
+            ),
+        );
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let sig = match &key.signer {
+            Signer::Rsa(pair) => {
+                let mut sig = vec![0u8; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &rng, jws.as_bytes(), &mut sig)
+                    .map_err(|_| ServiceError::Crypto("RSA signing failed".into()))?;
+                sig
+            }
+            Signer::Ec(pair) => pair
+                .sign(&rng, jws.as_bytes())
+                .map_err(|_| ServiceError::Crypto("ECDSA signing failed".into()))?
+                .as_ref()
+                .to_vec(),
+        };
+        jws.push('.');
+        jws.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        Ok(jws)
+    }
+
+    /// Verifies a JWT signed by one of our keys, with `validation` as the base rules.
+    pub fn verify<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        mut validation: Validation,
+    ) -> Option<T> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let (key, alg) = self.decoding.get(header.kid.as_deref()?)?;
+        if header.alg != *alg {
+            return None;
+        }
+        validation.algorithms = vec![*alg];
+        jsonwebtoken::decode::<T>(token, key, &validation)
+            .ok()
+            .map(|d| d.claims)
+    }
+}
+
+fn jwt_alg(alg: SigningAlg) -> Algorithm {
+    match alg {
+        SigningAlg::Rs256 => Algorithm::RS256,
+        SigningAlg::Es256 => Algorithm::ES256,
+    }
+}
+
+fn generate(alg: SigningAlg) -> Result<Vec<u8>, ServiceError> {
+    let err = |_| ServiceError::Crypto("key generation failed".into());
+    Ok(match alg {
+        SigningAlg::Rs256 => RsaKeyPair::generate(KeySize::Rsa2048)
+            .map_err(err)?
+            .as_der()
+            .map_err(err)?
+            .as_ref()
+            .to_vec(),
+        SigningAlg::Es256 => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+            .map_err(err)?
+            .to_pkcs8v1()
+            .map_err(err)?
+            .as_ref()
+            .to_vec(),
+    })
+}
+
+fn parse(alg: SigningAlg, pkcs8: &[u8]) -> Result<Signer, ServiceError> {
+    let err = |_| ServiceError::Crypto("stored signing key does not parse".into());
+    Ok(match alg {
+        SigningAlg::Rs256 => Signer::Rsa(RsaKeyPair::from_pkcs8(pkcs8).map_err(err)?),
+        SigningAlg::Es256 => Signer::Ec(
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(err)?,
+        ),
+    })
+}
+
+type JwkMap = serde_json::Map<String, serde_json::Value>;
+
+/// The public half as a JWK (RFC 7517/7518) and as a jsonwebtoken decoding key.
+fn public_jwk(alg: SigningAlg, signer: &Signer) -> Result<(DecodingKey, JwkMap), ServiceError> {
+    let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+    let mut jwk = JwkMap::new();
+    let decoding = match (alg, signer) {
+        (SigningAlg::Rs256, Signer::Rsa(pair)) => {
+            let public = pair.public_key();
+            let n = b64(public.modulus().big_endian_without_leading_zero());
+            let e = b64(public.exponent().big_endian_without_leading_zero());
+            let dk = DecodingKey::from_rsa_components(&n, &e)
+                .map_err(|e| ServiceError::Crypto(e.to_string()))?;
+            jwk.insert("kty".into(), "RSA".into());
+            jwk.insert("n".into(), n.into());
+            jwk.insert("e".into(), e.into());
+            dk
+        }
+        (SigningAlg::Es256, Signer::Ec(pair)) => {
+            // Uncompressed SEC1 point: 0x04 ‖ x ‖ y.
+            let point = pair.public_key().as_ref();
+            if point.len() != 65 {
+                return Err(ServiceError::Crypto(
+                    "unexpected P-256 public key length".into(),
+                ));
+            }
+            let (x, y) = (b64(&point[1..33]), b64(&point[33..]));
+            let dk = DecodingKey::from_ec_components(&x, &y)
+                .map_err(|e| ServiceError::Crypto(e.to_string()))?;
+            jwk.insert("kty".into(), "EC".into());
+            jwk.insert("crv".into(), "P-256".into());
+            jwk.insert("x".into(), x.into());
+            jwk.insert("y".into(), y.into());
+            dk
+        }
+        _ => {
+            return Err(ServiceError::Crypto(
+                "key type does not match its algorithm".into(),
+            ));
+        }
+    };
+    Ok((decoding, jwk))
+}
+
+/// RFC 7638 thumbprint: SHA-256 over the required members in lexicographic order.
+fn thumbprint(jwk: &JwkMap) -> String {
+    let members: &[&str] = if jwk.get("kty").is_some_and(|k| k == "RSA") {
+        &["e", "kty", "n"]
+    } else {
+        &["crv", "kty", "x", "y"]
+    };
+    let canonical: serde_json::Map<String, serde_json::Value> = members
+        .iter()
+        .filter_map(|m| jwk.get(*m).map(|v| ((*m).to_owned(), v.clone())))
+        .collect();
+    keyward_core::secret::sha256_b64url(serde_json::Value::Object(canonical).to_string().as_bytes())
+}
+
+fn sealer(master: &MasterKey) -> Result<LessSafeKey, ServiceError> {
+    let key = master.derive("keyward/signing-key-encryption/v1");
+    Ok(LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, &key)
+            .map_err(|_| ServiceError::Crypto("bad sealing key".into()))?,
+    ))
+}
+
+/// base64(nonce ‖ ciphertext ‖ tag), with the kid as associated data so rows cannot be swapped.
+fn seal(key: &LessSafeKey, kid: &str, plain: &[u8]) -> Result<String, ServiceError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| ServiceError::Crypto("no randomness".into()))?;
+    let mut buf = plain.to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(kid.as_bytes()),
+        &mut buf,
+    )
+    .map_err(|_| ServiceError::Crypto("sealing failed".into()))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    Ok(STANDARD.encode(out))
+}
+
+fn open(key: &LessSafeKey, kid: &str, sealed: &str) -> Result<Vec<u8>, ServiceError> {
+    let wrong = || {
+        ServiceError::Crypto(format!(
+            "cannot decrypt signing key {kid}: is this the master key it was created with?"
+        ))
+    };
+    let bytes = STANDARD.decode(sealed).map_err(|_| wrong())?;
+    if bytes.len() < NONCE_LEN {
+        return Err(wrong());
+    }
+    let (nonce, rest) = bytes.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| wrong())?;
+    let mut buf = rest.to_vec();
+    let plain = key
+        .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
+        .map_err(|_| wrong())?;
+    Ok(plain.to_vec())
+}

@@ -1,0 +1,87 @@
+//! Keyward's use cases: one function per action, each in one database transaction where it
+//! writes. Functions here block (database, Argon2); the web layer runs them on the blocking
+//! pool. Nothing here knows about HTTP.
+
+pub mod keys;
+pub mod login;
+pub mod master_key;
+pub mod oidc;
+
+use argon2::Argon2;
+use keyward_core::Clock;
+use keyward_core::config::Config;
+use keyward_store::{Pool, PooledConn, StoreError};
+use std::sync::Arc;
+
+pub use keys::KeySet;
+pub use master_key::MasterKey;
+
+/// An internal failure. Its text is for logs only; people and clients see a generic message.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("crypto: {0}")]
+    Crypto(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<keyward_store::QueryError> for ServiceError {
+    fn from(e: keyward_store::QueryError) -> Self {
+        ServiceError::Store(StoreError::Query(e))
+    }
+}
+
+impl From<keyward_store::PoolError> for ServiceError {
+    fn from(e: keyward_store::PoolError) -> Self {
+        ServiceError::Store(StoreError::Unavailable(e))
+    }
+}
+
+impl ServiceError {
+    /// The database is down or unreachable: answer 503 / `temporarily_unavailable`.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ServiceError::Store(e) if e.is_unavailable())
+    }
+}
+
+/// Everything a use case needs, shared by every worker.
+pub struct Keyward {
+    pub config: Arc<Config>,
+    pub pool: Pool,
+    pub keys: Arc<KeySet>,
+    pub clock: Arc<dyn Clock>,
+    /// Derived from the master key: the CSRF MAC key.
+    pub csrf_key: [u8; 32],
+    argon2: Argon2<'static>,
+}
+
+impl Keyward {
+    pub fn new(
+        config: Arc<Config>,
+        pool: Pool,
+        keys: Arc<KeySet>,
+        clock: Arc<dyn Clock>,
+        master: &MasterKey,
+    ) -> Keyward {
+        Keyward {
+            config,
+            pool,
+            keys,
+            clock,
+            csrf_key: master.derive("keyward/csrf/v1"),
+            argon2: Argon2::default(),
+        }
+    }
+
+    pub fn conn(&self) -> Result<PooledConn, ServiceError> {
+        Ok(self.pool.get()?)
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.unix()
+    }
+}

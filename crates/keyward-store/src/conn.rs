@@ -1,0 +1,147 @@
+//! Connections: a `MultiConnection` over SQLite and PostgreSQL, an r2d2 pool, per-backend
+//! connection settings and the embedded migrations. Backend differences live here only.
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ManageConnection, Pool as R2d2Pool, PooledConnection, R2D2Connection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::time::Duration;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+pub type Pool = R2d2Pool<DbManager>;
+pub type PooledConn = PooledConnection<DbManager>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(#[from] diesel::r2d2::PoolError),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("cannot create the database directory {0}: {1}")]
+    Directory(String, std::io::Error),
+}
+
+impl StoreError {
+    /// True when the database could not be reached (as opposed to a query going wrong).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+            || matches!(
+                self,
+                StoreError::Query(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ClosedConnection,
+                    _
+                ))
+            )
+    }
+}
+
+/// Opens connections of one backend. (The derived `MultiConnection::establish` tries each
+/// backend in turn, which would turn an unreachable PostgreSQL URL into a stray SQLite file.)
+#[derive(Debug)]
+pub struct DbManager {
+    backend: Backend,
+    url: String,
+}
+
+impl ManageConnection for DbManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        match self.backend {
+            Backend::Postgres => Ok(DbConnection::Postgres(
+                PgConnection::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?,
+            )),
+            Backend::Sqlite => {
+                let mut c = SqliteConnection::establish(&self.url)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // WAL for concurrent readers, NORMAL sync (durable across process crashes in
+                // WAL mode), a busy timeout instead of immediate SQLITE_BUSY, foreign keys on.
+                c.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(c))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+pub fn backend_of(url: &str) -> Backend {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
+
+/// Opens a pool for `url` (`sqlite://path` or `postgres://…`), creating the SQLite file's
+/// directory when needed.
+pub fn connect(url: &str, size: u32) -> Result<Pool, StoreError> {
+    let backend = backend_of(url);
+    let url = match backend {
+        Backend::Postgres => url.to_owned(),
+        Backend::Sqlite => {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            if let Some(dir) = std::path::Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Directory(dir.display().to_string(), e))?;
+            }
+            path.to_owned()
+        }
+    };
+    let pool = R2d2Pool::builder()
+        .max_size(size)
+        // Open one connection up front; the rest as load needs them (fast start).
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(5))
+        .build(DbManager { backend, url })?;
+    Ok(pool)
+}
+
+/// Applies every pending migration of the connection's backend; returns how many ran.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
+    let applied = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Postgres(c) => c
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.len()),
+    };
+    applied.map_err(|e| StoreError::Migration(e.to_string()))
+}
+
+/// True when no migration is pending (for readiness).
+pub fn migrations_current(conn: &mut DbConnection) -> Result<bool, StoreError> {
+    let pending = match conn {
+        DbConnection::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+        DbConnection::Postgres(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
+    };
+    pending
+        .map(|p| !p)
+        .map_err(|e| StoreError::Migration(e.to_string()))
+}

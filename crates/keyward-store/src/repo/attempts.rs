@@ -1,0 +1,90 @@
+//! Login attempts (a pending authorization request bound to one browser) and the email
+//! challenges sent for them.
+
+use crate::DbConnection;
+use crate::models::{EmailChallenge, LoginAttempt};
+use crate::schema::{email_challenges as ec, login_attempts as la};
+use diesel::prelude::*;
+
+pub fn insert(conn: &mut DbConnection, row: &LoginAttempt) -> QueryResult<()> {
+    diesel::insert_into(la::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// A live, unfinished attempt.
+pub fn find_live(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<Option<LoginAttempt>> {
+    la::table
+        .find(id)
+        .filter(la::expires_at.gt(now))
+        .filter(la::completed_at.is_null())
+        .select(LoginAttempt::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Marks the attempt finished; false when another request finished it first.
+pub fn complete(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<bool> {
+    diesel::update(la::table.find(id).filter(la::completed_at.is_null()))
+        .set(la::completed_at.eq(now))
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
+/// Stores a new challenge and kills every earlier one of the attempt: only the latest code
+/// works (CHECKLIST D3).
+pub fn replace_challenge(conn: &mut DbConnection, row: &EmailChallenge) -> QueryResult<()> {
+    diesel::update(
+        ec::table
+            .filter(ec::attempt_id.eq(&row.attempt_id))
+            .filter(ec::consumed_at.is_null()),
+    )
+    .set(ec::consumed_at.eq(row.created_at))
+    .execute(conn)?;
+    diesel::insert_into(ec::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// The attempt's live challenge, if any.
+pub fn current_challenge(
+    conn: &mut DbConnection,
+    attempt_id: &str,
+) -> QueryResult<Option<EmailChallenge>> {
+    ec::table
+        .filter(ec::attempt_id.eq(attempt_id))
+        .filter(ec::consumed_at.is_null())
+        .order(ec::created_at.desc())
+        .select(EmailChallenge::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Takes one try from the challenge before the code is checked, so parallel guesses cannot
+/// exceed `max_tries` (CHECKLIST D4). False when the challenge is dead, used or expired.
+pub fn take_try(conn: &mut DbConnection, id: &str, max_tries: i32, now: i64) -> QueryResult<bool> {
+    diesel::update(
+        ec::table
+            .find(id)
+            .filter(ec::consumed_at.is_null())
+            .filter(ec::expires_at.gt(now))
+            .filter(ec::failed_tries.lt(max_tries)),
+    )
+    .set(ec::failed_tries.eq(ec::failed_tries + 1))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Gives back the try taken by a correct code and marks the challenge used; false when
+/// another request used it first.
+pub fn consume_challenge(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<bool> {
+    diesel::update(ec::table.find(id).filter(ec::consumed_at.is_null()))
+        .set((
+            ec::consumed_at.eq(now),
+            ec::failed_tries.eq(ec::failed_tries - 1),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+}

@@ -1,0 +1,9 @@
+//! Queries, one module per table. Every function takes `&mut DbConnection` and runs inside
+//! the caller's transaction; single-use secrets are consumed by a guarded `UPDATE` whose
+//! row count decides who wins a race (CHECKLIST F3).
+
+pub mod attempts;
+pub mod codes;
+pub mod keys;
+pub mod sessions;
+pub mod users;

@@ -1,0 +1,90 @@
+//! Diesel table definitions, shared by SQLite and PostgreSQL (see `migrations/`).
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        email_verified -> Bool,
+        name -> Nullable<Text>,
+        created_at -> BigInt,
+        disabled_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        private_key_encrypted -> Text,
+        created_at -> BigInt,
+        retired_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    login_attempts (id) {
+        id -> Text,
+        browser_hash -> Text,
+        request_json -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        completed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    email_challenges (id) {
+        id -> Text,
+        attempt_id -> Text,
+        email -> Text,
+        code_hash -> Text,
+        failed_tries -> Integer,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        consumed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        user_id -> Text,
+        auth_time -> BigInt,
+        amr -> Text,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    authorization_codes (code_hash) {
+        code_hash -> Text,
+        grant_id -> Text,
+        client_id -> Text,
+        redirect_uri -> Text,
+        user_id -> Text,
+        session_hash -> Text,
+        scope -> Text,
+        nonce -> Nullable<Text>,
+        code_challenge -> Nullable<Text>,
+        auth_time -> BigInt,
+        amr -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        consumed_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(authorization_codes -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    signing_keys,
+    login_attempts,
+    email_challenges,
+    sessions,
+    authorization_codes
+);

@@ -1,0 +1,199 @@
+//! Runs the real `keyward` binary for a test: a fresh data directory, a fresh SQLite file or
+//! PostgreSQL database, a real SMTP sink for its mail, and a free port on loopback. The
+//! process is killed when the [`TestApp`] is dropped; its log is printed if it fails to start.
+
+use crate::smtp::SmtpSink;
+use anyhow::{Context as _, bail};
+use keyward_core::secret::hash_secret;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The confidential test client (RS256 ID tokens).
+pub const CLIENT_ID: &str = "app";
+pub const CLIENT_SECRET: &str = "test-secret-for-app-0123456789abcdefghijklmnop";
+pub const CLIENT_REDIRECT: &str = "http://localhost:9999/callback";
+/// A second confidential client (ES256 ID tokens).
+pub const CLIENT2_ID: &str = "app2";
+pub const CLIENT2_SECRET: &str = "test-secret-for-app2-0123456789abcdefghijklmno";
+pub const CLIENT2_REDIRECT: &str = "http://localhost:9998/callback";
+/// A public client (PKCE, no secret).
+pub const PUBLIC_ID: &str = "spa";
+pub const PUBLIC_REDIRECT: &str = "http://127.0.0.1:9997/callback";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub database: Database,
+    pub code_lifetime_seconds: u64,
+    pub signup: &'static str,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            database: Database::Sqlite,
+            code_lifetime_seconds: 600,
+            signup: "open",
+        }
+    }
+}
+
+pub struct TestApp {
+    pub issuer: String,
+    pub dir: PathBuf,
+    pub database_url: String,
+    pub smtp: SmtpSink,
+    child: Child,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl TestApp {
+    /// Starts `bin` (the `keyward` binary) and waits until `/readyz` answers 200.
+    pub async fn spawn(bin: &Path, opts: AppOptions) -> anyhow::Result<TestApp> {
+        let smtp = SmtpSink::start().await?;
+        let dir =
+            std::env::temp_dir().join(format!("keyward-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let database_url = match opts.database {
+            Database::Sqlite => format!("sqlite://{}", dir.join("keyward.db").display()),
+            Database::Postgres => {
+                tokio::task::spawn_blocking(crate::postgres::fresh_database_url).await??
+            }
+        };
+        let port = free_port()?;
+        let issuer = format!("http://localhost:{port}");
+        let config = format!(
+            r#"issuer = "{issuer}"
+listen = "127.0.0.1:{port}"
+data_dir = "{data}"
+
+[database]
+url = "{database_url}"
+pool_size = 4
+
+[login]
+signup = "{signup}"
+allowed_domains = ["allowed.test"]
+code_lifetime_seconds = {code_lifetime}
+
+[mail]
+from = "Keyward Test <keyward@localhost>"
+transport = "smtp"
+
+[mail.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+
+[try_it]
+enabled = true
+client_id = "try-it"
+
+[[clients]]
+id = "{CLIENT_ID}"
+name = "Test App"
+secret_hashes = ["{h1}"]
+redirect_uris = ["{CLIENT_REDIRECT}"]
+first_party = true
+
+[[clients]]
+id = "{CLIENT2_ID}"
+name = "Test App Two"
+secret_hashes = ["{h2}"]
+redirect_uris = ["{CLIENT2_REDIRECT}"]
+id_token_signing_alg = "ES256"
+first_party = true
+
+[[clients]]
+id = "{PUBLIC_ID}"
+name = "Test SPA"
+type = "public"
+redirect_uris = ["{PUBLIC_REDIRECT}"]
+
+[[clients]]
+id = "try-it"
+name = "Try it"
+type = "public"
+redirect_uris = ["{issuer}/try/callback"]
+"#,
+            data = dir.join("data").display(),
+            signup = opts.signup,
+            code_lifetime = opts.code_lifetime_seconds,
+            smtp_port = smtp.port(),
+            h1 = hash_secret(CLIENT_SECRET),
+            h2 = hash_secret(CLIENT2_SECRET),
+        );
+        let config_path = dir.join("keyward.toml");
+        std::fs::write(&config_path, config)?;
+        let log = std::fs::File::create(dir.join("keyward.log"))?;
+        let child = Command::new(bin)
+            .args(["--config"])
+            .arg(&config_path)
+            .arg("serve")
+            .env("KEYWARD_LOG", "info")
+            .env_remove("KEYWARD_CONFIG")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let mut app = TestApp {
+            issuer,
+            dir,
+            database_url,
+            smtp,
+            child,
+        };
+        app.wait_ready().await?;
+        Ok(app)
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "keyward exited with {status} before it was ready; log:\n{}",
+                    self.log()
+                );
+            }
+            if let Ok(r) = http.get(format!("{}/readyz", self.issuer)).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("keyward did not become ready in 60 s; log:\n{}", self.log())
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("keyward.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Test infrastructure for Keyward's end-to-end suites: the real binary on a free port
+//! ([`app`]), a real SMTP server ([`smtp`]), a throwaway PostgreSQL ([`postgres`]) and a
+//! scripted cookie-keeping browser ([`browser`]).
+
+pub mod app;
+pub mod browser;
+pub mod postgres;
+pub mod smtp;

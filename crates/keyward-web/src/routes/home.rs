@@ -1,0 +1,29 @@
+//! The landing page, the stylesheet and the not-found page.
+
+use super::State;
+use crate::pages::{STYLESHEET, error_page, render};
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+
+pub async fn home(state: State) -> HttpResponse {
+    let mut ctx = tera::Context::new();
+    ctx.insert("issuer", &state.kw.config.issuer);
+    ctx.insert("try_enabled", &state.try_it.is_some());
+    render(StatusCode::OK, "home.html", &ctx)
+}
+
+pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(STYLESHEET)
+}
+
+pub async fn not_found() -> HttpResponse {
+    error_page(
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is nothing at this address.",
+        Some("Check the link, or go back to the app you came from."),
+    )
+}

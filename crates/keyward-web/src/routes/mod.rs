@@ -1,0 +1,39 @@
+//! Handlers, one module per endpoint family. The route table is `crate::configure`.
+
+pub mod authorize;
+pub mod discovery;
+pub mod health;
+pub mod home;
+pub mod login;
+pub mod token;
+pub mod try_it;
+pub mod userinfo;
+
+use crate::WebState;
+use actix_web::web;
+use keyward_service::ServiceError;
+
+pub type State = web::Data<WebState>;
+
+/// Runs blocking service work (database, Argon2) on actix's blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    web::block(f)
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+}
+
+/// `application/x-www-form-urlencoded` pairs, in order, duplicates kept.
+pub fn parse_form(body: &[u8]) -> Option<Vec<(String, String)>> {
+    serde_urlencoded::from_bytes(body).ok()
+}
+
+/// The single value of `name`, or `None` when absent or empty.
+pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}

@@ -1,0 +1,96 @@
+//! The `keyward` command: run the server, apply migrations, check the config, manage clients.
+
+mod clients;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use keyward_core::config::Config;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "keyward",
+    version,
+    about = "Keyward: a passwordless OpenID Connect provider"
+)]
+struct Cli {
+    /// The config file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "KEYWARD_CONFIG",
+        default_value = "config/keyward.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (applies pending migrations first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Validate configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Register relying-party clients.
+    Clients {
+        #[command(subcommand)]
+        command: clients::ClientsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a config file (default: --config) and the KEYWARD_* variables; lists every problem.
+    Check { file: Option<PathBuf> },
+}
+
+/// `KEYWARD_*` variables, in a stable order.
+fn keyward_env() -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("KEYWARD_"))
+        .collect();
+    env.sort();
+    env
+}
+
+pub fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path, &keyward_env()).map_err(|errors| {
+        eprint!("{errors}");
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve => serve::serve(&cli.config),
+        Command::Migrate => serve::migrate(&cli.config),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
+            let path = file.unwrap_or(cli.config);
+            load_config(&path).map(|c| {
+                println!("{}: OK ({} client{}, issuer {})", path.display(), c.clients.len(), if c.clients.len() == 1 { "" } else { "s" }, c.issuer);
+                if c.master_key.is_none() {
+                    println!("warning: no master key is configured; a development key in {} will be used", c.data_dir.join("master.key").display());
+                }
+                if matches!(c.mail, keyward_core::config::MailTransport::Dev { .. }) {
+                    println!("warning: mail.transport = \"dev\": sign-in emails are written to a file, not sent");
+                }
+            })
+        }
+        Command::Clients { command } => clients::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}

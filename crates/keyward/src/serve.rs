@@ -1,0 +1,146 @@
+//! `keyward serve` and `keyward migrate`: wire config, database, keys, mail and the web
+//! layer together, then run.
+
+use crate::load_config;
+use actix_web::{App, HttpServer, web};
+use keyward_core::SystemClock;
+use keyward_core::config::{Config, MailTransport, SmtpTls};
+use keyward_mail::{Mailer, TlsMode, TransportSettings};
+use keyward_service::{KeySet, Keyward, MasterKey};
+use keyward_store::Pool;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
+    tracing::error!("{what}: {e}");
+    eprintln!("error: {what}: {e}");
+    ExitCode::from(1)
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("KEYWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if std::env::var("KEYWARD_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn open_database(config: &Config) -> Result<Pool, ExitCode> {
+    let pool = keyward_store::connect(&config.database_url, config.pool_size)
+        .map_err(|e| fail("cannot open the database", e))?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| fail("cannot connect to the database", e))?;
+    let applied = keyward_store::run_migrations(&mut conn)
+        .map_err(|e| fail("cannot migrate the database", e))?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    drop(conn);
+    Ok(pool)
+}
+
+pub fn migrate(path: &Path) -> Result<(), ExitCode> {
+    init_tracing();
+    let config = load_config(path)?;
+    let pool = keyward_store::connect(&config.database_url, 1)
+        .map_err(|e| fail("cannot open the database", e))?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| fail("cannot connect to the database", e))?;
+    let n = keyward_store::run_migrations(&mut conn)
+        .map_err(|e| fail("cannot migrate the database", e))?;
+    println!(
+        "{n} migration{} applied; the schema is current",
+        if n == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+fn mail_settings(config: &Config) -> TransportSettings {
+    match &config.mail {
+        MailTransport::Dev { outbox } => TransportSettings::Dev {
+            outbox: outbox.clone(),
+        },
+        MailTransport::Smtp {
+            host,
+            port,
+            tls,
+            username,
+            password,
+            timeout_seconds,
+        } => TransportSettings::Smtp {
+            host: host.clone(),
+            port: *port,
+            tls: match tls {
+                SmtpTls::None => TlsMode::None,
+                SmtpTls::StartTls => TlsMode::StartTls,
+                SmtpTls::Tls => TlsMode::Tls,
+            },
+            username: username.clone(),
+            password: password.clone(),
+            timeout: Duration::from_secs(*timeout_seconds),
+        },
+    }
+}
+
+pub fn serve(path: &Path) -> Result<(), ExitCode> {
+    let started = Instant::now();
+    init_tracing();
+    let config = Arc::new(load_config(path)?);
+    let (master, dev_key) = MasterKey::resolve(config.master_key.as_deref(), &config.data_dir)
+        .map_err(|e| fail("master key", e))?;
+    if dev_key {
+        tracing::warn!(
+            path = %config.data_dir.join("master.key").display(),
+            "USING A DEVELOPMENT MASTER KEY: signing keys are encrypted with a key stored next to the database. Set keys.master_key_file (or KEYWARD_KEYS__MASTER_KEY) in production."
+        );
+    }
+    if let MailTransport::Dev { outbox } = &config.mail {
+        tracing::warn!(outbox = %outbox.display(), "mail.transport = \"dev\": sign-in emails are written to the outbox file, not sent");
+    }
+    let pool = open_database(&config)?;
+    let keys = {
+        let mut conn = pool
+            .get()
+            .map_err(|e| fail("cannot connect to the database", e))?;
+        KeySet::load_or_create(&mut conn, &master, keyward_core::Clock::unix(&SystemClock))
+            .map_err(|e| fail("cannot load signing keys", e))?
+    };
+    let kw = Arc::new(Keyward::new(
+        config.clone(),
+        pool,
+        Arc::new(keys),
+        Arc::new(SystemClock),
+        &master,
+    ));
+    actix_web::rt::System::new().block_on(async move {
+        let mailer = Mailer::new(mail_settings(&config), &config.mail_from).map_err(|e| fail("mail settings", e))?;
+        let state = web::Data::new(keyward_web::WebState::new(kw, mailer).map_err(|e| fail("web layer", e))?);
+        let server = HttpServer::new(move || App::new().app_data(state.clone()).wrap(keyward_web::security_headers()).configure(keyward_web::configure))
+            .bind(&config.listen)
+            .map_err(|e| fail(&format!("cannot listen on {}", config.listen), e))?
+            .shutdown_timeout(10)
+            .run();
+        tracing::info!(issuer = %config.issuer, listen = %config.listen, ready_ms = started.elapsed().as_millis() as u64, "Keyward is ready");
+        println!("Keyward is running at {}", config.issuer);
+        if config.try_it_client.is_some() {
+            println!("Try it: open {}/try and sign in (the code is in {})", config.issuer, outbox_hint(&config));
+        }
+        server.await.map_err(|e| fail("server stopped", e))
+    })
+}
+
+fn outbox_hint(config: &Config) -> String {
+    match &config.mail {
+        MailTransport::Dev { outbox } => outbox.display().to_string(),
+        MailTransport::Smtp { .. } => "your inbox".into(),
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end suites: the real `keyward` binary on a free port, a real SMTP server, real
+//! SQLite files and a real PostgreSQL server, driven over HTTP, with the `openidconnect`
+//! crate as the relying party. Test names carry the CHECKLIST item they prove.
+
+mod cli;
+mod common;
+mod email_code;
+mod oidc_flow;
+mod protocol_errors;
+mod try_it;

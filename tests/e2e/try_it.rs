@@ -1,0 +1,39 @@
+//! The built-in relying party at /try: a person clicks, signs in, and sees the verified
+//! ID token, all through the public endpoints.
+
+use crate::common::*;
+use keyward_testkit::app::*;
+use keyward_testkit::browser::{Browser, code_in};
+
+#[tokio::test]
+async fn try_it_page_runs_a_verified_flow() -> anyhow::Result<()> {
+    let app = spawn(AppOptions::default()).await?;
+    let browser = Browser::new()?;
+    let index = browser.get(&app.url("/try")).await?;
+    assert_eq!(index.status, 200);
+    let started = browser
+        .post_form(&app.url("/try/start"), &[("csrf", &index.input("csrf")?)])
+        .await?;
+    assert_eq!(started.status, 303, "{}", started.body);
+    let authorize = started.redirect_to(&app.issuer)?;
+    assert!(authorize.starts_with(&app.url("/authorize?")));
+    let (_, attempt, csrf) = open_login(&app, &browser, &authorize).await?;
+    let code = request_code(&app, &browser, &attempt, &csrf, "tryer@example.com").await?;
+    let mail = app.smtp.messages().into_iter().last().expect("mail");
+    assert_eq!(code_in(&mail.text)?, code);
+    assert!(mail.text.contains("Try it"), "the email names the app");
+    let done = submit_code(&app, &browser, &attempt, &csrf, &code).await?;
+    let callback = done.redirect_to(&app.issuer)?;
+    assert!(callback.starts_with(&app.url("/try/callback")));
+    let result = browser.get(&callback).await?;
+    assert_eq!(result.status, 200, "{}", result.body);
+    assert!(
+        result.body.contains("tryer@example.com"),
+        "the verified claims are shown"
+    );
+    assert!(
+        result.body.contains("RS256"),
+        "the ID token header is shown"
+    );
+    Ok(())
+}
