@@ -87,7 +87,7 @@ mod tests {
         assert!(!is_expired(expires, issued));
         assert!(!is_expired(expires, expires - 1));
         assert!(is_expired(expires, expires));
-        assert!(AUTHORIZATION_CODE_LIFETIME_SECS <= 600);
+        const { assert!(AUTHORIZATION_CODE_LIFETIME_SECS <= 600) };
     }
 
     #[test]

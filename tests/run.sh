@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs every Keyward test on a fresh machine: installs the system packages the build and the
+# tests need (idempotent, quick when present), checks the crate boundaries and the lints,
+# starts a throwaway PostgreSQL server, and runs all suites with cargo-nextest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "system packages"
+missing=()
+for pkg in pkg-config libpq-dev libsqlite3-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+if ! command -v initdb >/dev/null 2>&1 && [ -z "$pg_bin" ]; then missing+=(postgresql); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+else
+  echo "all present"
+fi
+if [ -n "$pg_bin" ]; then export PATH="$PATH:$pg_bin"; fi
+
+step "keyward-core depends on neither actix-web nor diesel (nor lettre, tera)"
+if cargo tree -p keyward-core -e normal --prefix none | grep -E '^(actix-web|actix-http|diesel|lettre|tera) '; then
+  echo "FAIL: keyward-core must stay free of web, database, mail and template crates" >&2
+  exit 1
+fi
+echo "ok: $(cargo tree -p keyward-core -e normal --prefix none | sort -u | wc -l) crates, none of them forbidden"
+
+step "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+pg_dir=""
+stop_postgres() {
+  if [ -n "$pg_dir" ] && [ -d "$pg_dir" ]; then
+    pg_run pg_ctl -D "$pg_dir/data" stop -m fast >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+  fi
+}
+pg_run() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- env PATH="$PATH" "$@"; else "$@"; fi; }
+
+if [ -z "${KEYWARD_TEST_DATABASE_URL:-}" ]; then
+  step "PostgreSQL (initdb + pg_ctl in a temp dir)"
+  pg_dir=$(mktemp -d /tmp/keyward-pg-XXXXXX)
+  trap stop_postgres EXIT
+  if [ "$(id -u)" = 0 ]; then chown postgres "$pg_dir"; fi
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  pg_run initdb -D "$pg_dir/data" -A trust -U keyward -E UTF8 --no-locale --no-sync >/dev/null
+  pg_run pg_ctl -D "$pg_dir/data" -l "$pg_dir/log" -w \
+    -o "-p $port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null
+  export KEYWARD_TEST_DATABASE_URL="postgres://keyward@127.0.0.1:$port"
+  echo "PostgreSQL on 127.0.0.1:$port"
+fi
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  echo "cargo-nextest not found; using cargo test"
+  cargo test --workspace --no-fail-fast
+fi
