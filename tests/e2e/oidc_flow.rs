@@ -159,3 +159,90 @@ async fn public_client_signs_in_with_pkce_and_no_secret() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn oidcc_ensure_post_request_succeeds() -> anyhow::Result<()> {
+    let app = spawn(AppOptions::default()).await?;
+    let browser = Browser::new()?;
+    let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
+    let req = auth_request(&rp);
+    let pairs = query(&req.url)?;
+    let form: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let posted = browser.post_form(&app.url("/authorize"), &form).await?;
+    assert_eq!(
+        posted.status, 303,
+        "B20: a POST is answered with 303: {}",
+        posted.body
+    );
+    let login = posted.redirect_to(&app.issuer)?;
+    assert!(login.starts_with(&app.url("/login?attempt=")));
+    // Finish the sign-in from the login page the POST led to.
+    let page = browser.get(&login).await?;
+    let (attempt, csrf) = (page.input("attempt")?, page.input("csrf")?);
+    let code = request_code(&app, &browser, &attempt, &csrf, "poster@example.com").await?;
+    let done = submit_code(&app, &browser, &attempt, &csrf, &code).await?;
+    assert_eq!(param(&done.redirect_to(&app.issuer)?, "state")?, req.state);
+    Ok(())
+}
+
+#[tokio::test]
+async fn oidcc_prompt_none_not_logged_in_returns_login_required() -> anyhow::Result<()> {
+    let app = spawn(AppOptions::default()).await?;
+    let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
+    let url = format!("{}&prompt=none", auth_request(&rp).url);
+    let page = Browser::new()?.get(&url).await?;
+    assert_eq!(page.status, 302);
+    let to = page.redirect_to(&app.issuer)?;
+    assert!(to.starts_with(CLIENT_REDIRECT), "no login UI: {to}");
+    assert_eq!(param(&to, "error")?, "login_required");
+    assert!(param(&to, "state").is_ok() && param(&to, "iss")? == app.issuer);
+    Ok(())
+}
+
+#[tokio::test]
+async fn oidcc_prompt_login_and_max_age_force_a_fresh_sign_in() -> anyhow::Result<()> {
+    let app = spawn(AppOptions::default()).await?;
+    let browser = Browser::new()?;
+    let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
+    sign_in_by_email(&app, &browser, &auth_request(&rp).url, "fresh@example.com").await?;
+    // With a live session, prompt=none answers silently …
+    let silent = browser
+        .get(&format!("{}&prompt=none", auth_request(&rp).url))
+        .await?;
+    assert!(
+        param(&silent.redirect_to(&app.issuer)?, "code").is_ok(),
+        "oidcc-prompt-none-logged-in"
+    );
+    // … max_age=10000 does not ask again …
+    let recent = browser
+        .get(&format!("{}&max_age=10000", auth_request(&rp).url))
+        .await?;
+    assert!(
+        param(&recent.redirect_to(&app.issuer)?, "code").is_ok(),
+        "oidcc-max-age-10000"
+    );
+    // … but prompt=login and an exceeded max_age send the person to the login page.
+    let again = browser
+        .get(&format!("{}&prompt=login", auth_request(&rp).url))
+        .await?;
+    assert!(
+        again
+            .redirect_to(&app.issuer)?
+            .starts_with(&app.url("/login?attempt=")),
+        "oidcc-prompt-login"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let stale = browser
+        .get(&format!("{}&max_age=0", auth_request(&rp).url))
+        .await?;
+    assert!(
+        stale
+            .redirect_to(&app.issuer)?
+            .starts_with(&app.url("/login?attempt=")),
+        "oidcc-max-age-1"
+    );
+    Ok(())
+}

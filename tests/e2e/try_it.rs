@@ -37,3 +37,46 @@ async fn try_it_page_runs_a_verified_flow() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The README's first run: the dev mail transport writes the code to the outbox file.
+#[tokio::test]
+async fn readme_first_run_signs_in_with_the_code_from_the_outbox() -> anyhow::Result<()> {
+    let app = spawn(AppOptions {
+        dev_mail: true,
+        ..Default::default()
+    })
+    .await?;
+    let browser = Browser::new()?;
+    let index = browser.get(&app.url("/try")).await?;
+    let started = browser
+        .post_form(&app.url("/try/start"), &[("csrf", &index.input("csrf")?)])
+        .await?;
+    let (_, attempt, csrf) = open_login(&app, &browser, &started.redirect_to(&app.issuer)?).await?;
+    let sent = browser
+        .post_form(
+            &app.url("/login/email"),
+            &[
+                ("attempt", &attempt),
+                ("csrf", &csrf),
+                ("email", "newcomer@example.com"),
+            ],
+        )
+        .await?;
+    assert_eq!(sent.status, 303);
+    let outbox = app.dir.join("data").join("outbox.log");
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&outbox).unwrap_or_default();
+        if text.contains("newcomer@example.com") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let code = code_in(&text)?;
+    assert!(app.smtp.messages().is_empty(), "nothing went over SMTP");
+    let done = submit_code(&app, &browser, &attempt, &csrf, &code).await?;
+    let result = browser.get(&done.redirect_to(&app.issuer)?).await?;
+    assert_eq!(result.status, 200, "{}", result.body);
+    assert!(result.body.contains("newcomer@example.com"));
+    Ok(())
+}

@@ -32,6 +32,8 @@ pub struct AppOptions {
     pub database: Database,
     pub code_lifetime_seconds: u64,
     pub signup: &'static str,
+    /// Use the development mail transport (the outbox file) instead of the SMTP sink.
+    pub dev_mail: bool,
 }
 
 impl Default for AppOptions {
@@ -40,6 +42,7 @@ impl Default for AppOptions {
             database: Database::Sqlite,
             code_lifetime_seconds: 600,
             signup: "open",
+            dev_mail: false,
         }
     }
 }
@@ -87,15 +90,7 @@ signup = "{signup}"
 allowed_domains = ["allowed.test"]
 code_lifetime_seconds = {code_lifetime}
 
-[mail]
-from = "Keyward Test <keyward@localhost>"
-transport = "smtp"
-
-[mail.smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-tls = "none"
-
+{mail}
 [try_it]
 enabled = true
 client_id = "try-it"
@@ -130,7 +125,15 @@ redirect_uris = ["{issuer}/try/callback"]
             data = dir.join("data").display(),
             signup = opts.signup,
             code_lifetime = opts.code_lifetime_seconds,
-            smtp_port = smtp.port(),
+            mail = if opts.dev_mail {
+                "[mail]\nfrom = \"Keyward Test <keyward@localhost>\"\ntransport = \"dev\"\n"
+                    .to_owned()
+            } else {
+                format!(
+                    "[mail]\nfrom = \"Keyward Test <keyward@localhost>\"\ntransport = \"smtp\"\n\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+                    smtp.port()
+                )
+            },
             h1 = hash_secret(CLIENT_SECRET),
             h2 = hash_secret(CLIENT2_SECRET),
         );
