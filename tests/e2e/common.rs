@@ -4,10 +4,7 @@ use anyhow::{Context as _, bail};
 use keyward_testkit::app::{AppOptions, TestApp};
 use keyward_testkit::browser::{Browser, code_in};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
-use openidconnect::{
-    ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, Scope,
-};
+use openidconnect::{ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,27 +26,14 @@ pub async fn spawn(opts: AppOptions) -> anyhow::Result<TestApp> {
 }
 
 pub fn rp_http() -> anyhow::Result<openidconnect::reqwest::Client> {
-    Ok(openidconnect::reqwest::Client::builder()
-        .redirect(openidconnect::reqwest::redirect::Policy::none())
-        .build()?)
+    Ok(openidconnect::reqwest::Client::builder().redirect(openidconnect::reqwest::redirect::Policy::none()).build()?)
 }
 
 /// An RP configured from Keyward's discovery document.
-pub async fn rp(
-    app: &TestApp,
-    client_id: &str,
-    secret: Option<&str>,
-    redirect: &str,
-) -> anyhow::Result<Rp> {
-    let meta =
-        CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone())?, &rp_http()?)
-            .await?;
-    Ok(CoreClient::from_provider_metadata(
-        meta,
-        ClientId::new(client_id.into()),
-        secret.map(|s| ClientSecret::new(s.into())),
-    )
-    .set_redirect_uri(RedirectUrl::new(redirect.into())?))
+pub async fn rp(app: &TestApp, client_id: &str, secret: Option<&str>, redirect: &str) -> anyhow::Result<Rp> {
+    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone())?, &rp_http()?).await?;
+    Ok(CoreClient::from_provider_metadata(meta, ClientId::new(client_id.into()), secret.map(|s| ClientSecret::new(s.into())))
+        .set_redirect_uri(RedirectUrl::new(redirect.into())?))
 }
 
 pub struct AuthRequest {
@@ -62,52 +46,28 @@ pub struct AuthRequest {
 pub fn auth_request(rp: &Rp) -> AuthRequest {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state, nonce) = rp
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("profile".into()))
         .set_pkce_challenge(challenge)
         .url();
-    AuthRequest {
-        url: url.to_string(),
-        state: state.secret().clone(),
-        nonce,
-        verifier,
-    }
+    AuthRequest { url: url.to_string(), state: state.secret().clone(), nonce, verifier }
 }
 
 /// The query parameters of a URL.
 pub fn query(url: &str) -> anyhow::Result<Vec<(String, String)>> {
-    Ok(url::Url::parse(url)?
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect())
+    Ok(url::Url::parse(url)?.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
 }
 
 pub fn param(url: &str, name: &str) -> anyhow::Result<String> {
-    query(url)?
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-        .with_context(|| format!("no {name} in {url}"))
+    query(url)?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v).with_context(|| format!("no {name} in {url}"))
 }
 
 /// The login page reached from an authorization request: (page URL, attempt, csrf).
-pub async fn open_login(
-    app: &TestApp,
-    browser: &Browser,
-    authorize_url: &str,
-) -> anyhow::Result<(String, String, String)> {
+pub async fn open_login(app: &TestApp, browser: &Browser, authorize_url: &str) -> anyhow::Result<(String, String, String)> {
     let first = browser.get(authorize_url).await?;
     if first.status != 302 {
-        bail!(
-            "authorize answered {} instead of redirecting to the login page:\n{}",
-            first.status,
-            first.body
-        );
+        bail!("authorize answered {} instead of redirecting to the login page:\n{}", first.status, first.body);
     }
     let login_url = first.redirect_to(&app.issuer)?;
     if !login_url.starts_with(&app.url("/login?attempt=")) {
@@ -121,32 +81,13 @@ pub async fn open_login(
 }
 
 /// Asks for a code and returns it as read from the email the SMTP server received.
-pub async fn request_code(
-    app: &TestApp,
-    browser: &Browser,
-    attempt: &str,
-    csrf: &str,
-    email: &str,
-) -> anyhow::Result<String> {
-    let before = app
-        .smtp
-        .messages()
-        .iter()
-        .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(email)))
-        .count();
-    let sent = browser
-        .post_form(
-            &app.url("/login/email"),
-            &[("attempt", attempt), ("csrf", csrf), ("email", email)],
-        )
-        .await?;
+pub async fn request_code(app: &TestApp, browser: &Browser, attempt: &str, csrf: &str, email: &str) -> anyhow::Result<String> {
+    let before = app.smtp.messages().iter().filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(email))).count();
+    let sent = browser.post_form(&app.url("/login/email"), &[("attempt", attempt), ("csrf", csrf), ("email", email)]).await?;
     if sent.status != 303 {
         bail!("sending a code answered {}:\n{}", sent.status, sent.body);
     }
-    let mail = app
-        .smtp
-        .wait_for_mail_to(email, before, Duration::from_secs(15))
-        .await?;
+    let mail = app.smtp.wait_for_mail_to(email, before, Duration::from_secs(15)).await?;
     code_in(&mail.text)
 }
 
@@ -157,30 +98,16 @@ pub async fn submit_code(
     csrf: &str,
     code: &str,
 ) -> anyhow::Result<keyward_testkit::browser::Page> {
-    browser
-        .post_form(
-            &app.url("/login/code"),
-            &[("attempt", attempt), ("csrf", csrf), ("code", code)],
-        )
-        .await
+    browser.post_form(&app.url("/login/code"), &[("attempt", attempt), ("csrf", csrf), ("code", code)]).await
 }
 
 /// Runs the whole hosted login for `authorize_url` and returns the RP callback URL.
-pub async fn sign_in_by_email(
-    app: &TestApp,
-    browser: &Browser,
-    authorize_url: &str,
-    email: &str,
-) -> anyhow::Result<String> {
+pub async fn sign_in_by_email(app: &TestApp, browser: &Browser, authorize_url: &str, email: &str) -> anyhow::Result<String> {
     let (_, attempt, csrf) = open_login(app, browser, authorize_url).await?;
     let code = request_code(app, browser, &attempt, &csrf, email).await?;
     let done = submit_code(app, browser, &attempt, &csrf, &code).await?;
     if done.status != 303 {
-        bail!(
-            "the code was not accepted ({}):\n{}",
-            done.status,
-            done.body
-        );
+        bail!("the code was not accepted ({}):\n{}", done.status, done.body);
     }
     done.redirect_to(&app.issuer)
 }

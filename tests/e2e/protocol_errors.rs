@@ -7,21 +7,12 @@ use keyward_testkit::browser::{Browser, Page};
 
 /// Signs in through client `app` and returns (app, browser, code, verifier).
 async fn signed_in_code(database: Database) -> anyhow::Result<(TestApp, Browser, String, String)> {
-    let app = spawn(AppOptions {
-        database,
-        ..Default::default()
-    })
-    .await?;
+    let app = spawn(AppOptions { database, ..Default::default() }).await?;
     let browser = Browser::new()?;
     let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
     let req = auth_request(&rp);
     let callback = sign_in_by_email(&app, &browser, &req.url, "grace@example.com").await?;
-    Ok((
-        app,
-        browser,
-        param(&callback, "code")?,
-        req.verifier.secret().clone(),
-    ))
+    Ok((app, browser, param(&callback, "code")?, req.verifier.secret().clone()))
 }
 
 async fn redeem(app: &TestApp, code: &str, verifier: &str, secret: &str) -> anyhow::Result<Page> {
@@ -29,12 +20,7 @@ async fn redeem(app: &TestApp, code: &str, verifier: &str, secret: &str) -> anyh
     let resp = http
         .post(app.url("/token"))
         .basic_auth(CLIENT_ID, Some(secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", CLIENT_REDIRECT),
-            ("code_verifier", verifier),
-        ])
+        .form(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CLIENT_REDIRECT), ("code_verifier", verifier)])
         .send()
         .await?;
     Page::read(resp).await
@@ -44,20 +30,9 @@ fn json(page: &Page) -> serde_json::Value {
     serde_json::from_str(&page.body).unwrap_or_default()
 }
 
-async fn userinfo_status(
-    app: &TestApp,
-    access_token: &str,
-) -> anyhow::Result<(u16, Option<String>)> {
-    let resp = reqwest::Client::new()
-        .get(app.url("/userinfo"))
-        .bearer_auth(access_token)
-        .send()
-        .await?;
-    let www = resp
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+async fn userinfo_status(app: &TestApp, access_token: &str) -> anyhow::Result<(u16, Option<String>)> {
+    let resp = reqwest::Client::new().get(app.url("/userinfo")).bearer_auth(access_token).send().await?;
+    let www = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).map(str::to_owned);
     Ok((resp.status().as_u16(), www))
 }
 
@@ -65,11 +40,7 @@ async fn b11_code_single_use(database: Database) -> anyhow::Result<()> {
     let (app, _, code, verifier) = signed_in_code(database).await?;
     let first = redeem(&app, &code, &verifier, CLIENT_SECRET).await?;
     assert_eq!(first.status, 200, "{}", first.body);
-    assert_eq!(
-        first.header("cache-control").as_deref(),
-        Some("no-store"),
-        "B14"
-    );
+    assert_eq!(first.header("cache-control").as_deref(), Some("no-store"), "B14");
     let body = json(&first);
     assert_eq!(body["token_type"], "Bearer");
     assert!(body["expires_in"].as_i64().is_some_and(|e| e > 0));
@@ -80,14 +51,8 @@ async fn b11_code_single_use(database: Database) -> anyhow::Result<()> {
     assert_eq!(second.status, 400);
     assert_eq!(json(&second)["error"], "invalid_grant");
     let (status, www) = userinfo_status(&app, &access_token).await?;
-    assert_eq!(
-        status, 401,
-        "tokens issued from a replayed code stop working"
-    );
-    assert!(
-        www.unwrap_or_default().contains("error=\"invalid_token\""),
-        "B15: RFC 6750 challenge"
-    );
+    assert_eq!(status, 401, "tokens issued from a replayed code stop working");
+    assert!(www.unwrap_or_default().contains("error=\"invalid_token\""), "B15: RFC 6750 challenge");
     Ok(())
 }
 
@@ -104,10 +69,7 @@ async fn b11_code_single_use_and_replay_revokes_tokens_on_postgres() -> anyhow::
 #[tokio::test]
 async fn b11_concurrent_redemptions_exactly_one_wins() -> anyhow::Result<()> {
     let (app, _, code, verifier) = signed_in_code(Database::Sqlite).await?;
-    let (a, b) = tokio::join!(
-        redeem(&app, &code, &verifier, CLIENT_SECRET),
-        redeem(&app, &code, &verifier, CLIENT_SECRET)
-    );
+    let (a, b) = tokio::join!(redeem(&app, &code, &verifier, CLIENT_SECRET), redeem(&app, &code, &verifier, CLIENT_SECRET));
     let mut statuses = [a?.status.as_u16(), b?.status.as_u16()];
     statuses.sort();
     assert_eq!(statuses, [200, 400]);
@@ -130,11 +92,7 @@ async fn b15_wrong_client_secret_is_401_invalid_client_with_challenge() -> anyho
     let page = redeem(&app, &code, &verifier, "not-the-secret").await?;
     assert_eq!(page.status, 401);
     assert_eq!(json(&page)["error"], "invalid_client");
-    assert!(
-        page.header("www-authenticate")
-            .unwrap_or_default()
-            .starts_with("Basic")
-    );
+    assert!(page.header("www-authenticate").unwrap_or_default().starts_with("Basic"));
     // The failed attempt did not burn the code: the real client can still redeem it.
     let ok = redeem(&app, &code, &verifier, CLIENT_SECRET).await?;
     assert_eq!(ok.status, 200, "{}", ok.body);
@@ -146,43 +104,17 @@ async fn b15_token_endpoint_errors_are_rfc6749_json() -> anyhow::Result<()> {
     let app = spawn(AppOptions::default()).await?;
     let http = reqwest::Client::new();
     let post = |form: Vec<(&'static str, &'static str)>| {
-        let req = http
-            .post(app.url("/token"))
-            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-            .form(&form);
+        let req = http.post(app.url("/token")).basic_auth(CLIENT_ID, Some(CLIENT_SECRET)).form(&form);
         async move { Page::read(req.send().await?).await }
     };
     let unsupported = post(vec![("grant_type", "password")]).await?;
-    assert_eq!(
-        (
-            unsupported.status.as_u16(),
-            json(&unsupported)["error"].clone()
-        ),
-        (400, "unsupported_grant_type".into())
-    );
+    assert_eq!((unsupported.status.as_u16(), json(&unsupported)["error"].clone()), (400, "unsupported_grant_type".into()));
     let missing = post(vec![]).await?;
     assert_eq!(json(&missing)["error"], "invalid_request");
-    let repeated = post(vec![
-        ("grant_type", "authorization_code"),
-        ("code", "a"),
-        ("code", "b"),
-    ])
-    .await?;
-    assert_eq!(
-        json(&repeated)["error"],
-        "invalid_request",
-        "B15: duplicated parameter"
-    );
-    let unknown = post(vec![
-        ("grant_type", "authorization_code"),
-        ("code", "nope"),
-        ("redirect_uri", CLIENT_REDIRECT),
-    ])
-    .await?;
-    assert_eq!(
-        (unknown.status.as_u16(), json(&unknown)["error"].clone()),
-        (400, "invalid_grant".into())
-    );
+    let repeated = post(vec![("grant_type", "authorization_code"), ("code", "a"), ("code", "b")]).await?;
+    assert_eq!(json(&repeated)["error"], "invalid_request", "B15: duplicated parameter");
+    let unknown = post(vec![("grant_type", "authorization_code"), ("code", "nope"), ("redirect_uri", CLIENT_REDIRECT)]).await?;
+    assert_eq!((unknown.status.as_u16(), json(&unknown)["error"].clone()), (400, "invalid_grant".into()));
     assert_eq!(unknown.header("cache-control").as_deref(), Some("no-store"));
     Ok(())
 }
@@ -191,11 +123,7 @@ async fn b15_token_endpoint_errors_are_rfc6749_json() -> anyhow::Result<()> {
 async fn b2_unregistered_redirect_uri_shows_a_page_and_never_redirects() -> anyhow::Result<()> {
     let app = spawn(AppOptions::default()).await?;
     let browser = Browser::new()?;
-    for redirect in [
-        "https://evil.example/callback",
-        "http://localhost:9999/callback/",
-        "http://localhost:9999/callback?x=1",
-    ] {
+    for redirect in ["https://evil.example/callback", "http://localhost:9999/callback/", "http://localhost:9999/callback?x=1"] {
         let url = format!(
             "{}?client_id={CLIENT_ID}&response_type=code&scope=openid&state=s&code_challenge={}&code_challenge_method=S256&redirect_uri={}",
             app.url("/authorize"),
@@ -207,12 +135,8 @@ async fn b2_unregistered_redirect_uri_shows_a_page_and_never_redirects() -> anyh
         assert!(page.location.is_none(), "no redirect for {redirect}");
         assert!(page.body.contains("not registered"), "the page says why");
     }
-    let unknown_client = browser
-        .get(&format!(
-            "{}?client_id=ghost&response_type=code&redirect_uri=https://evil.example/cb",
-            app.url("/authorize")
-        ))
-        .await?;
+    let unknown_client =
+        browser.get(&format!("{}?client_id=ghost&response_type=code&redirect_uri=https://evil.example/cb", app.url("/authorize"))).await?;
     assert_eq!(unknown_client.status, 400);
     assert!(unknown_client.location.is_none());
     Ok(())
@@ -233,19 +157,14 @@ async fn b3_b4_other_errors_redirect_with_error_state_and_iss() -> anyhow::Resul
         let to = page.redirect_to(&app.issuer)?;
         assert!(to.starts_with(CLIENT_REDIRECT));
         assert_eq!(param(&to, "error")?, "invalid_request");
-        assert_eq!(
-            param(&to, "state")?,
-            "st ate",
-            "B19: state echoed byte for byte"
-        );
+        assert_eq!(param(&to, "state")?, "st ate", "B19: state echoed byte for byte");
         assert_eq!(param(&to, "iss")?, app.issuer);
         assert!(!param(&to, "error_description")?.contains(['\r', '\n', '\t']));
     }
-    let page = browser.get(&format!("{}?client_id={CLIENT_ID}&response_type=token&scope=openid&redirect_uri={CLIENT_REDIRECT}", app.url("/authorize"))).await?;
-    assert_eq!(
-        param(&page.redirect_to(&app.issuer)?, "error")?,
-        "unsupported_response_type"
-    );
+    let page = browser
+        .get(&format!("{}?client_id={CLIENT_ID}&response_type=token&scope=openid&redirect_uri={CLIENT_REDIRECT}", app.url("/authorize")))
+        .await?;
+    assert_eq!(param(&page.redirect_to(&app.issuer)?, "error")?, "unsupported_response_type");
     Ok(())
 }
 
@@ -256,11 +175,7 @@ async fn userinfo_without_or_with_a_bad_token_is_401() -> anyhow::Result<()> {
     let none = http.get(app.url("/userinfo")).send().await?;
     assert_eq!(none.status(), 401);
     assert!(none.headers().contains_key("www-authenticate"));
-    let bad = http
-        .get(app.url("/userinfo"))
-        .bearer_auth("eyJhbGciOiJFUzI1NiJ9.e30.AAAA")
-        .send()
-        .await?;
+    let bad = http.get(app.url("/userinfo")).bearer_auth("eyJhbGciOiJFUzI1NiJ9.e30.AAAA").send().await?;
     assert_eq!(bad.status(), 401);
     Ok(())
 }
@@ -268,44 +183,20 @@ async fn userinfo_without_or_with_a_bad_token_is_401() -> anyhow::Result<()> {
 #[tokio::test]
 async fn discovery_and_jwks_describe_the_provider() -> anyhow::Result<()> {
     let app = spawn(AppOptions::default()).await?;
-    let d: serde_json::Value = reqwest::get(app.url("/.well-known/openid-configuration"))
-        .await?
-        .json()
-        .await?;
+    let d: serde_json::Value = reqwest::get(app.url("/.well-known/openid-configuration")).await?.json().await?;
     assert_eq!(d["issuer"], app.issuer);
-    assert_eq!(
-        d["code_challenge_methods_supported"],
-        serde_json::json!(["S256"]),
-        "B6"
-    );
-    assert_eq!(
-        d["authorization_response_iss_parameter_supported"], true,
-        "B4"
-    );
-    assert!(
-        d["id_token_signing_alg_values_supported"]
-            .as_array()
-            .is_some_and(|a| a.contains(&"RS256".into()))
-    );
-    assert!(
-        !d["id_token_signing_alg_values_supported"]
-            .as_array()
-            .is_some_and(|a| a.contains(&"none".into()))
-    );
+    assert_eq!(d["code_challenge_methods_supported"], serde_json::json!(["S256"]), "B6");
+    assert_eq!(d["authorization_response_iss_parameter_supported"], true, "B4");
+    assert!(d["id_token_signing_alg_values_supported"].as_array().is_some_and(|a| a.contains(&"RS256".into())));
+    assert!(!d["id_token_signing_alg_values_supported"].as_array().is_some_and(|a| a.contains(&"none".into())));
     let jwks: serde_json::Value = reqwest::get(app.url("/jwks")).await?.json().await?;
     let keys = jwks["keys"].as_array().cloned().unwrap_or_default();
-    let kids: std::collections::HashSet<_> = keys
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap_or_default().to_owned())
-        .collect();
+    let kids: std::collections::HashSet<_> = keys.iter().map(|k| k["kid"].as_str().unwrap_or_default().to_owned()).collect();
     assert_eq!(kids.len(), keys.len(), "distinct kids");
     for k in &keys {
         assert_eq!(k["use"], "sig");
         assert!(k["alg"] == "RS256" || k["alg"] == "ES256");
-        assert!(
-            k.get("d").is_none() && k.get("p").is_none(),
-            "no private material in the JWKS"
-        );
+        assert!(k.get("d").is_none() && k.get("p").is_none(), "no private material in the JWKS");
     }
     assert_eq!(keys.len(), 2);
     Ok(())

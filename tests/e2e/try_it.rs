@@ -11,9 +11,7 @@ async fn try_it_page_runs_a_verified_flow() -> anyhow::Result<()> {
     let browser = Browser::new()?;
     let index = browser.get(&app.url("/try")).await?;
     assert_eq!(index.status, 200);
-    let started = browser
-        .post_form(&app.url("/try/start"), &[("csrf", &index.input("csrf")?)])
-        .await?;
+    let started = browser.post_form(&app.url("/try/start"), &[("csrf", &index.input("csrf")?)]).await?;
     assert_eq!(started.status, 303, "{}", started.body);
     let authorize = started.redirect_to(&app.issuer)?;
     assert!(authorize.starts_with(&app.url("/authorize?")));
@@ -27,41 +25,21 @@ async fn try_it_page_runs_a_verified_flow() -> anyhow::Result<()> {
     assert!(callback.starts_with(&app.url("/try/callback")));
     let result = browser.get(&callback).await?;
     assert_eq!(result.status, 200, "{}", result.body);
-    assert!(
-        result.body.contains("tryer@example.com"),
-        "the verified claims are shown"
-    );
-    assert!(
-        result.body.contains("RS256"),
-        "the ID token header is shown"
-    );
+    assert!(result.body.contains("tryer@example.com"), "the verified claims are shown");
+    assert!(result.body.contains("RS256"), "the ID token header is shown");
     Ok(())
 }
 
 /// The README's first run: the dev mail transport writes the code to the outbox file.
 #[tokio::test]
 async fn readme_first_run_signs_in_with_the_code_from_the_outbox() -> anyhow::Result<()> {
-    let app = spawn(AppOptions {
-        dev_mail: true,
-        ..Default::default()
-    })
-    .await?;
+    let app = spawn(AppOptions { dev_mail: true, ..Default::default() }).await?;
     let browser = Browser::new()?;
     let index = browser.get(&app.url("/try")).await?;
-    let started = browser
-        .post_form(&app.url("/try/start"), &[("csrf", &index.input("csrf")?)])
-        .await?;
+    let started = browser.post_form(&app.url("/try/start"), &[("csrf", &index.input("csrf")?)]).await?;
     let (_, attempt, csrf) = open_login(&app, &browser, &started.redirect_to(&app.issuer)?).await?;
-    let sent = browser
-        .post_form(
-            &app.url("/login/email"),
-            &[
-                ("attempt", &attempt),
-                ("csrf", &csrf),
-                ("email", "newcomer@example.com"),
-            ],
-        )
-        .await?;
+    let sent =
+        browser.post_form(&app.url("/login/email"), &[("attempt", &attempt), ("csrf", &csrf), ("email", "newcomer@example.com")]).await?;
     assert_eq!(sent.status, 303);
     let outbox = app.dir.join("data").join("outbox.log");
     let mut text = String::new();

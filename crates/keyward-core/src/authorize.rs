@@ -44,21 +44,13 @@ impl UntrustedRequest {
     /// A sentence for the person, saying what went wrong and what to do.
     pub fn explain(&self) -> &'static str {
         match self {
-            Self::MissingClientId => {
-                "The app that sent you here did not say who it is (no client_id)."
-            }
-            Self::UnknownClient => {
-                "The app that sent you here is not registered with this sign-in service."
-            }
-            Self::MissingRedirectUri => {
-                "The app that sent you here did not say where to return you (no redirect_uri)."
-            }
+            Self::MissingClientId => "The app that sent you here did not say who it is (no client_id).",
+            Self::UnknownClient => "The app that sent you here is not registered with this sign-in service.",
+            Self::MissingRedirectUri => "The app that sent you here did not say where to return you (no redirect_uri).",
             Self::UnregisteredRedirectUri => {
                 "The app asked to return you to an address that is not registered for it, so you were not sent there."
             }
-            Self::DuplicateParameter(_) => {
-                "The sign-in link is malformed: a parameter appears twice."
-            }
+            Self::DuplicateParameter(_) => "The sign-in link is malformed: a parameter appears twice.",
         }
     }
 }
@@ -68,11 +60,7 @@ pub enum AuthorizeRejection {
     /// Show an error page; the request's redirect URI is not to be used.
     Untrusted(UntrustedRequest),
     /// Redirect to the verified URI with `error`, `state` and `iss` (RFC 9207).
-    Redirect {
-        redirect_uri: String,
-        state: Option<String>,
-        error: OAuthError,
-    },
+    Redirect { redirect_uri: String, state: Option<String>, error: OAuthError },
 }
 
 /// Parameters as received, in order; repeated names are kept so they can be refused.
@@ -80,10 +68,7 @@ pub struct Params<'a>(pub &'a [(String, String)]);
 
 impl Params<'_> {
     fn all(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The single value of `name`, `Ok(None)` when absent (an empty value counts as absent,
@@ -125,8 +110,7 @@ pub fn validate_authorization_request<'c>(
     lookup: impl FnOnce(&str) -> Option<&'c Client>,
 ) -> Result<(AuthorizationRequest, &'c Client), AuthorizeRejection> {
     let p = Params(params);
-    let (client, redirect_uri) =
-        check_client_and_redirect_uri(&p, lookup).map_err(AuthorizeRejection::Untrusted)?;
+    let (client, redirect_uri) = check_client_and_redirect_uri(&p, lookup).map_err(AuthorizeRejection::Untrusted)?;
     // `state` must be echoed even on errors, so read it before anything else can fail.
     let state = p.one("state").ok().flatten().map(str::to_owned);
     let fail = |code, msg: &str| AuthorizeRejection::Redirect {
@@ -135,61 +119,42 @@ pub fn validate_authorization_request<'c>(
         error: OAuthError::new(code, msg),
     };
     if let Some(name) = SINGLE_VALUED.iter().find(|n| p.one(n).is_err()) {
-        return Err(fail(
-            E::InvalidRequest,
-            &format!("the {name} parameter is repeated"),
-        ));
+        return Err(fail(E::InvalidRequest, &format!("the {name} parameter is repeated")));
     }
     let get = |name: &str| p.one(name).ok().flatten();
 
     // OIDC Core §6: request objects are not supported; say so with the dedicated codes.
     if get("request").is_some() {
-        return Err(fail(
-            E::RequestNotSupported,
-            "request objects are not supported",
-        ));
+        return Err(fail(E::RequestNotSupported, "request objects are not supported"));
     }
     if get("request_uri").is_some() {
-        return Err(fail(
-            E::RequestUriNotSupported,
-            "request_uri is not supported",
-        ));
+        return Err(fail(E::RequestUriNotSupported, "request_uri is not supported"));
     }
     match get("response_type") {
         None => return Err(fail(E::InvalidRequest, "response_type is required")),
         Some("code") => {}
         Some(_) => {
-            return Err(fail(
-                E::UnsupportedResponseType,
-                "only response_type=code is supported",
-            ));
+            return Err(fail(E::UnsupportedResponseType, "only response_type=code is supported"));
         }
     }
     match get("response_mode") {
         None | Some("query") => {}
         Some(_) => {
-            return Err(fail(
-                E::InvalidRequest,
-                "only response_mode=query is supported",
-            ));
+            return Err(fail(E::InvalidRequest, "only response_mode=query is supported"));
         }
     }
     let scope = Scopes::parse_supported(get("scope").unwrap_or(""));
     if !scope.contains("openid") {
         return Err(fail(E::InvalidScope, "the scope must include openid"));
     }
-    let code_challenge = check_pkce(get("code_challenge"), get("code_challenge_method"), client)
-        .map_err(|(code, msg)| fail(code, msg))?;
+    let code_challenge = check_pkce(get("code_challenge"), get("code_challenge_method"), client).map_err(|(code, msg)| fail(code, msg))?;
     let prompt = check_prompt(get("prompt")).map_err(|msg| fail(E::InvalidRequest, msg))?;
     let max_age = match get("max_age") {
         None => None,
         Some(v) => match v.parse::<i64>() {
             Ok(n) if n >= 0 => Some(n),
             _ => {
-                return Err(fail(
-                    E::InvalidRequest,
-                    "max_age must be a non-negative number of seconds",
-                ));
+                return Err(fail(E::InvalidRequest, "max_age must be a non-negative number of seconds"));
             }
         },
     };
@@ -200,9 +165,7 @@ pub fn validate_authorization_request<'c>(
     if state.as_ref().is_some_and(|s| s.len() > 2048) {
         return Err(fail(E::InvalidRequest, "state is too long"));
     }
-    let login_hint = get("login_hint")
-        .filter(|h| h.len() <= 254)
-        .map(str::to_owned);
+    let login_hint = get("login_hint").filter(|h| h.len() <= 254).map(str::to_owned);
 
     Ok((
         AuthorizationRequest {
@@ -224,19 +187,15 @@ fn check_client_and_redirect_uri<'c>(
     p: &Params<'_>,
     lookup: impl FnOnce(&str) -> Option<&'c Client>,
 ) -> Result<(&'c Client, String), UntrustedRequest> {
-    let client_id = p
-        .one("client_id")
-        .map_err(|_| UntrustedRequest::DuplicateParameter("client_id"))?
-        .ok_or(UntrustedRequest::MissingClientId)?;
+    let client_id =
+        p.one("client_id").map_err(|_| UntrustedRequest::DuplicateParameter("client_id"))?.ok_or(UntrustedRequest::MissingClientId)?;
     let client = lookup(client_id).ok_or(UntrustedRequest::UnknownClient)?;
     let requested = p
         .one("redirect_uri")
         .map_err(|_| UntrustedRequest::DuplicateParameter("redirect_uri"))?
         .ok_or(UntrustedRequest::MissingRedirectUri)?;
     // Answer on the URI as the client sent it (it matched a registration, RFC 8252 §7.3).
-    client
-        .match_redirect_uri(requested)
-        .ok_or(UntrustedRequest::UnregisteredRedirectUri)?;
+    client.match_redirect_uri(requested).ok_or(UntrustedRequest::UnregisteredRedirectUri)?;
     Ok((client, requested.to_owned()))
 }
 
@@ -248,44 +207,23 @@ fn check_pkce(
     client: &Client,
 ) -> Result<Option<String>, (crate::OAuthErrorCode, &'static str)> {
     match (challenge, method) {
-        (None, Some(_)) => Err((
-            E::InvalidRequest,
-            "code_challenge_method was sent without code_challenge",
-        )),
-        (None, None) if client.pkce_required() => Err((
-            E::InvalidRequest,
-            "PKCE is required: send code_challenge with code_challenge_method=S256",
-        )),
+        (None, Some(_)) => Err((E::InvalidRequest, "code_challenge_method was sent without code_challenge")),
+        (None, None) if client.pkce_required() => {
+            Err((E::InvalidRequest, "PKCE is required: send code_challenge with code_challenge_method=S256"))
+        }
         (None, None) => Ok(None),
-        (Some(_), None | Some("plain")) => Err((
-            E::InvalidRequest,
-            "only code_challenge_method=S256 is supported",
-        )),
-        (Some(_), Some(m)) if m != "S256" => Err((
-            E::InvalidRequest,
-            "only code_challenge_method=S256 is supported",
-        )),
-        (Some(c), Some(_)) if !pkce::is_valid_s256_challenge(c) => Err((
-            E::InvalidRequest,
-            "code_challenge is not a valid S256 challenge",
-        )),
+        (Some(_), None | Some("plain")) => Err((E::InvalidRequest, "only code_challenge_method=S256 is supported")),
+        (Some(_), Some(m)) if m != "S256" => Err((E::InvalidRequest, "only code_challenge_method=S256 is supported")),
+        (Some(c), Some(_)) if !pkce::is_valid_s256_challenge(c) => Err((E::InvalidRequest, "code_challenge is not a valid S256 challenge")),
         (Some(c), Some(_)) => Ok(Some(c.to_owned())),
     }
 }
 
 /// OIDC Core §3.1.2.1: space-separated; `none` may not be combined with other values.
 fn check_prompt(raw: Option<&str>) -> Result<Vec<String>, &'static str> {
-    let values: Vec<String> = raw
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let values: Vec<String> = raw.unwrap_or("").split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
     for v in &values {
-        if !matches!(
-            v.as_str(),
-            "none" | "login" | "consent" | "select_account" | "create"
-        ) {
+        if !matches!(v.as_str(), "none" | "login" | "consent" | "select_account" | "create") {
             return Err("prompt has an unsupported value");
         }
     }

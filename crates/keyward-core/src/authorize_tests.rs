@@ -8,9 +8,7 @@ fn confidential() -> Client {
     Client {
         id: "app".into(),
         name: "App".into(),
-        kind: ClientKind::Confidential {
-            secret_hashes: vec![hash_secret("s")],
-        },
+        kind: ClientKind::Confidential { secret_hashes: vec![hash_secret("s")] },
         redirect_uris: vec!["https://app.example/cb".into()],
         require_pkce: true,
         id_token_alg: SigningAlg::Rs256,
@@ -34,9 +32,7 @@ fn params(extra: &[(&str, &str)]) -> Vec<(String, String)> {
             base.push((k, v));
         }
     }
-    base.into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    base.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
 fn run(p: &[(String, String)]) -> Result<AuthorizationRequest, AuthorizeRejection> {
@@ -44,15 +40,9 @@ fn run(p: &[(String, String)]) -> Result<AuthorizationRequest, AuthorizeRejectio
     validate_authorization_request(p, |id| (id == "app").then_some(&c)).map(|(r, _)| r)
 }
 
-fn redirect_code(
-    r: Result<AuthorizationRequest, AuthorizeRejection>,
-) -> (&'static str, Option<String>) {
+fn redirect_code(r: Result<AuthorizationRequest, AuthorizeRejection>) -> (&'static str, Option<String>) {
     match r {
-        Err(AuthorizeRejection::Redirect {
-            error,
-            state,
-            redirect_uri,
-        }) => {
+        Err(AuthorizeRejection::Redirect { error, state, redirect_uri }) => {
             assert_eq!(redirect_uri, "https://app.example/cb");
             (error.code.as_str(), state)
         }
@@ -72,107 +62,43 @@ fn happy_request_is_accepted() {
 fn b2_unknown_client_or_redirect_uri_is_never_redirected() {
     let mut p = params(&[]);
     p[0].1 = "nope".into();
-    assert_eq!(
-        run(&p),
-        Err(AuthorizeRejection::Untrusted(
-            UntrustedRequest::UnknownClient
-        ))
-    );
+    assert_eq!(run(&p), Err(AuthorizeRejection::Untrusted(UntrustedRequest::UnknownClient)));
     let p = params(&[("redirect_uri", "https://evil.example/cb")]);
-    assert_eq!(
-        run(&p),
-        Err(AuthorizeRejection::Untrusted(
-            UntrustedRequest::UnregisteredRedirectUri
-        ))
-    );
-    let p: Vec<_> = params(&[])
-        .into_iter()
-        .filter(|(k, _)| k != "redirect_uri")
-        .collect();
-    assert_eq!(
-        run(&p),
-        Err(AuthorizeRejection::Untrusted(
-            UntrustedRequest::MissingRedirectUri
-        ))
-    );
-    let p: Vec<_> = params(&[])
-        .into_iter()
-        .filter(|(k, _)| k != "client_id")
-        .collect();
-    assert_eq!(
-        run(&p),
-        Err(AuthorizeRejection::Untrusted(
-            UntrustedRequest::MissingClientId
-        ))
-    );
+    assert_eq!(run(&p), Err(AuthorizeRejection::Untrusted(UntrustedRequest::UnregisteredRedirectUri)));
+    let p: Vec<_> = params(&[]).into_iter().filter(|(k, _)| k != "redirect_uri").collect();
+    assert_eq!(run(&p), Err(AuthorizeRejection::Untrusted(UntrustedRequest::MissingRedirectUri)));
+    let p: Vec<_> = params(&[]).into_iter().filter(|(k, _)| k != "client_id").collect();
+    assert_eq!(run(&p), Err(AuthorizeRejection::Untrusted(UntrustedRequest::MissingClientId)));
     let mut p = params(&[]);
     p.push(("redirect_uri".into(), "https://evil.example/cb".into()));
-    assert_eq!(
-        run(&p),
-        Err(AuthorizeRejection::Untrusted(
-            UntrustedRequest::DuplicateParameter("redirect_uri")
-        ))
-    );
+    assert_eq!(run(&p), Err(AuthorizeRejection::Untrusted(UntrustedRequest::DuplicateParameter("redirect_uri"))));
 }
 
 #[test]
 fn b3_other_errors_redirect_with_state() {
     let (code, state) = redirect_code(run(&params(&[("response_type", "token")])));
-    assert_eq!(
-        (code, state.as_deref()),
-        ("unsupported_response_type", Some("st"))
-    );
-    let p: Vec<_> = params(&[])
-        .into_iter()
-        .filter(|(k, _)| k != "response_type")
-        .collect();
+    assert_eq!((code, state.as_deref()), ("unsupported_response_type", Some("st")));
+    let p: Vec<_> = params(&[]).into_iter().filter(|(k, _)| k != "response_type").collect();
     assert_eq!(redirect_code(run(&p)).0, "invalid_request");
-    assert_eq!(
-        redirect_code(run(&params(&[("scope", "email")]))).0,
-        "invalid_scope"
-    );
-    assert_eq!(
-        redirect_code(run(&params(&[("prompt", "none login")]))).0,
-        "invalid_request"
-    );
-    assert_eq!(
-        redirect_code(run(&params(&[("max_age", "-1")]))).0,
-        "invalid_request"
-    );
-    assert_eq!(
-        redirect_code(run(&params(&[("request", "eyJ")]))).0,
-        "request_not_supported"
-    );
-    assert_eq!(
-        redirect_code(run(&params(&[("request_uri", "https://x")]))).0,
-        "request_uri_not_supported"
-    );
+    assert_eq!(redirect_code(run(&params(&[("scope", "email")]))).0, "invalid_scope");
+    assert_eq!(redirect_code(run(&params(&[("prompt", "none login")]))).0, "invalid_request");
+    assert_eq!(redirect_code(run(&params(&[("max_age", "-1")]))).0, "invalid_request");
+    assert_eq!(redirect_code(run(&params(&[("request", "eyJ")]))).0, "request_not_supported");
+    assert_eq!(redirect_code(run(&params(&[("request_uri", "https://x")]))).0, "request_uri_not_supported");
 }
 
 #[test]
 fn b7_missing_pkce_challenge_is_invalid_request() {
-    let p: Vec<_> = params(&[])
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with("code_challenge"))
-        .collect();
+    let p: Vec<_> = params(&[]).into_iter().filter(|(k, _)| !k.starts_with("code_challenge")).collect();
     assert_eq!(redirect_code(run(&p)).0, "invalid_request");
 }
 
 #[test]
 fn b10_plain_pkce_is_refused() {
-    assert_eq!(
-        redirect_code(run(&params(&[("code_challenge_method", "plain")]))).0,
-        "invalid_request"
-    );
-    let p: Vec<_> = params(&[])
-        .into_iter()
-        .filter(|(k, _)| k != "code_challenge_method")
-        .collect();
+    assert_eq!(redirect_code(run(&params(&[("code_challenge_method", "plain")]))).0, "invalid_request");
+    let p: Vec<_> = params(&[]).into_iter().filter(|(k, _)| k != "code_challenge_method").collect();
     assert_eq!(redirect_code(run(&p)).0, "invalid_request");
-    assert_eq!(
-        redirect_code(run(&params(&[("code_challenge", "tooshort")]))).0,
-        "invalid_request"
-    );
+    assert_eq!(redirect_code(run(&params(&[("code_challenge", "tooshort")]))).0, "invalid_request");
 }
 
 #[test]
@@ -184,10 +110,7 @@ fn b15_duplicated_parameter_is_invalid_request() {
 
 #[test]
 fn b19_request_without_state_succeeds() {
-    let p: Vec<_> = params(&[])
-        .into_iter()
-        .filter(|(k, _)| k != "state")
-        .collect();
+    let p: Vec<_> = params(&[]).into_iter().filter(|(k, _)| k != "state").collect();
     assert_eq!(run(&p).expect("valid").state, None);
 }
 
@@ -195,10 +118,7 @@ fn b19_request_without_state_succeeds() {
 fn pkce_opt_out_for_legacy_confidential_clients() {
     let mut c = confidential();
     c.require_pkce = false;
-    let p: Vec<_> = params(&[])
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with("code_challenge"))
-        .collect();
+    let p: Vec<_> = params(&[]).into_iter().filter(|(k, _)| !k.starts_with("code_challenge")).collect();
     let r = validate_authorization_request(&p, |_| Some(&c)).expect("valid");
     assert_eq!(r.0.code_challenge, None);
 }

@@ -40,21 +40,12 @@ pub struct ProfileClaims {
 }
 
 impl ProfileClaims {
-    pub fn for_scope(
-        scope: &crate::scope::Scopes,
-        email: &str,
-        email_verified: bool,
-        name: Option<&str>,
-    ) -> Self {
+    pub fn for_scope(scope: &crate::scope::Scopes, email: &str, email_verified: bool, name: Option<&str>) -> Self {
         let with_email = scope.contains("email");
         ProfileClaims {
             email: with_email.then(|| email.to_owned()),
             email_verified: with_email.then_some(email_verified),
-            name: if scope.contains("profile") {
-                name.map(str::to_owned)
-            } else {
-                None
-            },
+            name: if scope.contains("profile") { name.map(str::to_owned) } else { None },
         }
     }
 }
@@ -92,21 +83,11 @@ mod tests {
 
     #[test]
     fn claims_follow_scope() {
-        let both = ProfileClaims::for_scope(
-            &Scopes::parse_supported("openid email profile"),
-            "a@x.io",
-            true,
-            Some("Ada"),
-        );
+        let both = ProfileClaims::for_scope(&Scopes::parse_supported("openid email profile"), "a@x.io", true, Some("Ada"));
         assert_eq!(both.email.as_deref(), Some("a@x.io"));
         assert_eq!(both.email_verified, Some(true));
         assert_eq!(both.name.as_deref(), Some("Ada"));
-        let none = ProfileClaims::for_scope(
-            &Scopes::parse_supported("openid"),
-            "a@x.io",
-            true,
-            Some("Ada"),
-        );
+        let none = ProfileClaims::for_scope(&Scopes::parse_supported("openid"), "a@x.io", true, Some("Ada"));
         assert_eq!(none, ProfileClaims::default());
     }
 }

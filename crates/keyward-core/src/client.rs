@@ -64,19 +64,14 @@ impl Client {
             ClientKind::Public => false,
             ClientKind::Confidential { secret_hashes } => {
                 let presented = hash_secret(presented);
-                secret_hashes
-                    .iter()
-                    .fold(false, |ok, h| constant_time_eq(h, &presented) | ok)
+                secret_hashes.iter().fold(false, |ok, h| constant_time_eq(h, &presented) | ok)
             }
         }
     }
 
     /// The registered URI the request's `redirect_uri` matches, if any.
     pub fn match_redirect_uri(&self, requested: &str) -> Option<&str> {
-        self.redirect_uris
-            .iter()
-            .find(|r| r.as_str() == requested || loopback_port_variant(r, requested))
-            .map(|r| r.as_str())
+        self.redirect_uris.iter().find(|r| r.as_str() == requested || loopback_port_variant(r, requested)).map(|r| r.as_str())
     }
 }
 
@@ -113,9 +108,7 @@ mod tests {
         Client {
             id: "c".into(),
             name: "C".into(),
-            kind: ClientKind::Confidential {
-                secret_hashes: vec![hash_secret("s")],
-            },
+            kind: ClientKind::Confidential { secret_hashes: vec![hash_secret("s")] },
             redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
             require_pkce: true,
             id_token_alg: SigningAlg::Rs256,
@@ -146,20 +139,10 @@ mod tests {
     fn loopback_ip_may_vary_the_port_only() {
         let c = client(&["http://127.0.0.1/cb"]);
         assert!(c.match_redirect_uri("http://127.0.0.1:53111/cb").is_some());
-        assert!(
-            c.match_redirect_uri("http://127.0.0.1:53111/other")
-                .is_none()
-        );
-        assert!(
-            c.match_redirect_uri("http://127.0.0.1:53111/cb?x")
-                .is_none()
-        );
+        assert!(c.match_redirect_uri("http://127.0.0.1:53111/other").is_none());
+        assert!(c.match_redirect_uri("http://127.0.0.1:53111/cb?x").is_none());
         let named = client(&["http://localhost:3000/cb"]);
-        assert!(
-            named
-                .match_redirect_uri("http://localhost:3001/cb")
-                .is_none()
-        );
+        assert!(named.match_redirect_uri("http://localhost:3001/cb").is_none());
     }
 
     #[test]

@@ -27,62 +27,33 @@ pub fn authenticate_client<'c>(
     creds: &PresentedCredentials,
     lookup: impl FnOnce(&str) -> Option<&'c Client>,
 ) -> Result<(&'c Client, AuthMethod), (OAuthError, AuthMethod)> {
-    let (id, secret, method) = match (
-        &creds.basic,
-        &creds.form_client_id,
-        &creds.form_client_secret,
-    ) {
+    let (id, secret, method) = match (&creds.basic, &creds.form_client_id, &creds.form_client_secret) {
         (Some(_), _, Some(_)) => {
             return Err((
-                OAuthError::new(
-                    E::InvalidRequest,
-                    "use one client authentication method, not two",
-                ),
+                OAuthError::new(E::InvalidRequest, "use one client authentication method, not two"),
                 AuthMethod::ClientSecretBasic,
             ));
         }
         (Some((id, secret)), form_id, None) => {
             if form_id.as_ref().is_some_and(|f| f != id) {
                 return Err((
-                    OAuthError::new(
-                        E::InvalidRequest,
-                        "client_id does not match the Authorization header",
-                    ),
+                    OAuthError::new(E::InvalidRequest, "client_id does not match the Authorization header"),
                     AuthMethod::ClientSecretBasic,
                 ));
             }
-            (
-                id.as_str(),
-                Some(secret.as_str()),
-                AuthMethod::ClientSecretBasic,
-            )
+            (id.as_str(), Some(secret.as_str()), AuthMethod::ClientSecretBasic)
         }
-        (None, Some(id), Some(secret)) => (
-            id.as_str(),
-            Some(secret.as_str()),
-            AuthMethod::ClientSecretPost,
-        ),
+        (None, Some(id), Some(secret)) => (id.as_str(), Some(secret.as_str()), AuthMethod::ClientSecretPost),
         (None, Some(id), None) => (id.as_str(), None, AuthMethod::None),
         (None, None, _) => {
-            return Err((
-                OAuthError::new(E::InvalidClient, "client authentication is required"),
-                AuthMethod::None,
-            ));
+            return Err((OAuthError::new(E::InvalidClient, "client authentication is required"), AuthMethod::None));
         }
     };
-    let unknown = || {
-        (
-            OAuthError::new(E::InvalidClient, "client authentication failed"),
-            method,
-        )
-    };
+    let unknown = || (OAuthError::new(E::InvalidClient, "client authentication failed"), method);
     let client = lookup(id).ok_or_else(unknown)?;
     match (client.is_public(), secret) {
         (true, None) => Ok((client, AuthMethod::None)),
-        (true, Some(_)) => Err((
-            OAuthError::new(E::InvalidClient, "this is a public client: send no secret"),
-            method,
-        )),
+        (true, Some(_)) => Err((OAuthError::new(E::InvalidClient, "this is a public client: send no secret"), method)),
         (false, None) => Err(unknown()),
         (false, Some(s)) if client.secret_matches(s) => Ok((client, method)),
         (false, Some(_)) => Err(unknown()),
@@ -99,36 +70,25 @@ mod tests {
         let base = Client {
             id: "app".into(),
             name: "App".into(),
-            kind: ClientKind::Confidential {
-                secret_hashes: vec![hash_secret("s3cret")],
-            },
+            kind: ClientKind::Confidential { secret_hashes: vec![hash_secret("s3cret")] },
             redirect_uris: vec![],
             require_pkce: true,
             id_token_alg: SigningAlg::Rs256,
             first_party: true,
         };
-        let public = Client {
-            id: "spa".into(),
-            kind: ClientKind::Public,
-            ..base.clone()
-        };
+        let public = Client { id: "spa".into(), kind: ClientKind::Public, ..base.clone() };
         [base, public]
     }
 
     fn run(c: PresentedCredentials) -> Result<AuthMethod, (&'static str, AuthMethod)> {
         let cs = clients();
-        authenticate_client(&c, |id| cs.iter().find(|c| c.id == id))
-            .map(|(_, m)| m)
-            .map_err(|(e, m)| (e.code.as_str(), m))
+        authenticate_client(&c, |id| cs.iter().find(|c| c.id == id)).map(|(_, m)| m).map_err(|(e, m)| (e.code.as_str(), m))
     }
 
     #[test]
     fn basic_post_and_none() {
         assert_eq!(
-            run(PresentedCredentials {
-                basic: Some(("app".into(), "s3cret".into())),
-                ..Default::default()
-            }),
+            run(PresentedCredentials { basic: Some(("app".into(), "s3cret".into())), ..Default::default() }),
             Ok(AuthMethod::ClientSecretBasic)
         );
         assert_eq!(
@@ -139,43 +99,24 @@ mod tests {
             }),
             Ok(AuthMethod::ClientSecretPost)
         );
-        assert_eq!(
-            run(PresentedCredentials {
-                form_client_id: Some("spa".into()),
-                ..Default::default()
-            }),
-            Ok(AuthMethod::None)
-        );
+        assert_eq!(run(PresentedCredentials { form_client_id: Some("spa".into()), ..Default::default() }), Ok(AuthMethod::None));
     }
 
     #[test]
     fn b15_wrong_secret_is_invalid_client() {
         assert_eq!(
-            run(PresentedCredentials {
-                basic: Some(("app".into(), "nope".into())),
-                ..Default::default()
-            }),
+            run(PresentedCredentials { basic: Some(("app".into(), "nope".into())), ..Default::default() }),
             Err(("invalid_client", AuthMethod::ClientSecretBasic))
         );
         assert_eq!(
-            run(PresentedCredentials {
-                form_client_id: Some("app".into()),
-                ..Default::default()
-            }),
+            run(PresentedCredentials { form_client_id: Some("app".into()), ..Default::default() }),
             Err(("invalid_client", AuthMethod::None))
         );
         assert_eq!(
-            run(PresentedCredentials {
-                form_client_id: Some("ghost".into()),
-                form_client_secret: Some("x".into()),
-                ..Default::default()
-            }),
+            run(PresentedCredentials { form_client_id: Some("ghost".into()), form_client_secret: Some("x".into()), ..Default::default() }),
             Err(("invalid_client", AuthMethod::ClientSecretPost))
         );
-        assert_eq!(
-            run(PresentedCredentials::default()).map_err(|e| e.0),
-            Err("invalid_client")
-        );
+        assert_eq!(run(PresentedCredentials::default()).map_err(|e| e.0), Err("invalid_client"));
     }
 
     #[test]

@@ -41,9 +41,6 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
-        self.0
-            .lock()
-            .map(|n| *n)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        self.0.lock().map(|n| *n).unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 }

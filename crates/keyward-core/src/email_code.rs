@@ -14,19 +14,12 @@ pub fn generate(rng: &mut impl RngCore) -> String {
     let mut bytes = [0u8; CODE_LEN];
     rng.fill_bytes(&mut bytes);
     // 256 is a multiple of 32, so `b % 32` is unbiased.
-    bytes
-        .iter()
-        .map(|b| ALPHABET[(*b % 32) as usize] as char)
-        .collect()
+    bytes.iter().map(|b| ALPHABET[(*b % 32) as usize] as char).collect()
 }
 
 /// `ABCDEFGH` → `ABCD-EFGH`, for people.
 pub fn display(code: &str) -> String {
-    if code.len() == CODE_LEN {
-        format!("{}-{}", &code[..4], &code[4..])
-    } else {
-        code.to_owned()
-    }
+    if code.len() == CODE_LEN { format!("{}-{}", &code[..4], &code[4..]) } else { code.to_owned() }
 }
 
 /// What a person typed → canonical form, or `None` when it cannot be a code at all.

@@ -84,17 +84,8 @@ pub struct OAuthError {
 impl OAuthError {
     pub fn new(code: OAuthErrorCode, description: impl Into<String>) -> Self {
         // RFC 6749 §4.1.2.1: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
-        let description = description
-            .into()
-            .chars()
-            .map(|c| {
-                if c == '"' || c == '\\' || !(' '..='~').contains(&c) {
-                    ' '
-                } else {
-                    c
-                }
-            })
-            .collect();
+        let description =
+            description.into().chars().map(|c| if c == '"' || c == '\\' || !(' '..='~').contains(&c) { ' ' } else { c }).collect();
         Self { code, description }
     }
 }

@@ -14,10 +14,7 @@ pub fn is_valid_verifier(verifier: &str) -> bool {
 
 /// An S256 challenge is base64url(SHA-256) without padding: exactly 43 characters.
 pub fn is_valid_s256_challenge(challenge: &str) -> bool {
-    challenge.len() == 43
-        && challenge
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    challenge.len() == 43 && challenge.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// RFC 7636 §4.6.
@@ -36,10 +33,7 @@ mod tests {
     #[test]
     fn b8_s256_verifier_matches_only_its_challenge() {
         assert!(verify_s256(VERIFIER, CHALLENGE));
-        assert!(!verify_s256(
-            "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXK",
-            CHALLENGE
-        ));
+        assert!(!verify_s256("dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXK", CHALLENGE));
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct SignInCodeMail<'a> {
     pub requested_at: &'a str,
     /// The issuer (this Keyward instance), shown as the sender.
     pub issuer: &'a str,
+    /// The magic link: opening it shows a confirmation page, it never signs in by itself.
+    pub link: &'a str,
+    /// A coarse description of where the request came from (e.g. `203.0.113.0/24`).
+    pub requested_from: &'a str,
 }
 
 /// The compiled mail templates.
@@ -38,10 +42,7 @@ impl MailTemplates {
     pub fn new() -> Result<MailTemplates, MailError> {
         let mut tera = Tera::default();
         tera.autoescape_on(vec![".html"]);
-        tera.add_raw_templates(vec![
-            (TXT_NAME, SIGN_IN_CODE_TXT),
-            (HTML_NAME, SIGN_IN_CODE_HTML),
-        ])?;
+        tera.add_raw_templates(vec![(TXT_NAME, SIGN_IN_CODE_TXT), (HTML_NAME, SIGN_IN_CODE_HTML)])?;
         Ok(MailTemplates { tera })
     }
 
@@ -50,27 +51,14 @@ impl MailTemplates {
         let context = Context::from_serialize(m)?;
         let text = self.tera.render(TXT_NAME, &context)?;
         let html = self.tera.render(HTML_NAME, &context)?;
-        let subject = format!(
-            "Your sign-in code for {}: {}",
-            single_line(m.app_name),
-            single_line(m.code)
-        );
-        Ok(OutgoingMail {
-            to: to.to_owned(),
-            subject,
-            text,
-            html,
-        })
+        let subject = format!("Your sign-in code for {}: {}", single_line(m.app_name), single_line(m.code));
+        Ok(OutgoingMail { to: to.to_owned(), subject, text, html })
     }
 }
 
 /// Keeps header values on one line whatever the configured app name contains.
 fn single_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_owned()
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_owned()
 }
 
 #[cfg(test)]
@@ -84,6 +72,8 @@ mod tests {
             minutes_valid: 10,
             requested_at: "25 Nov 2026 14:03 UTC",
             issuer: "https://id.example.com",
+            link: "https://id.example.com/login/link?token=T0KEN",
+            requested_from: "203.0.113.0/24",
         }
     }
 
@@ -100,10 +90,7 @@ mod tests {
         assert!(mail.text.contains("Photo App"));
         assert!(mail.html.contains("ABCD-EFGH"));
         assert!(mail.html.contains("10 minutes"));
-        assert!(
-            mail.html.contains("https:&#x2F;&#x2F;id.example.com")
-                || mail.html.contains("https://id.example.com")
-        );
+        assert!(mail.html.contains("https:&#x2F;&#x2F;id.example.com") || mail.html.contains("https://id.example.com"));
         Ok(())
     }
 
@@ -113,7 +100,8 @@ mod tests {
         let mut m = sample("App");
         m.minutes_valid = 1;
         let mail = templates.sign_in_code("a@example.com", &m)?;
-        assert!(mail.text.contains("valid for 1 minute."));
+        assert!(mail.text.contains("valid for 1 minute and"), "{}", mail.text);
+        assert!(mail.text.contains("/login/link?token=T0KEN"), "the text part carries the link");
         Ok(())
     }
 
@@ -122,11 +110,7 @@ mod tests {
         let templates = MailTemplates::new()?;
         let mail = templates.sign_in_code("a@example.com", &sample("<b>Evil</b> & Co"))?;
         assert!(!mail.html.contains("<b>Evil</b>"));
-        assert!(
-            mail.html.contains("&lt;b&gt;Evil&lt;&#x2F;b&gt; &amp; Co"),
-            "{}",
-            mail.html
-        );
+        assert!(mail.html.contains("&lt;b&gt;Evil&lt;&#x2F;b&gt; &amp; Co"), "{}", mail.html);
         assert!(mail.text.contains("<b>Evil</b> & Co"));
         Ok(())
     }

@@ -88,10 +88,7 @@ impl std::fmt::Debug for Mailer {
             Transport::Dev { .. } => "dev",
             Transport::Smtp(_) => "smtp",
         };
-        f.debug_struct("Mailer")
-            .field("from", &self.inner.from.to_string())
-            .field("transport", &kind)
-            .finish()
+        f.debug_struct("Mailer").field("from", &self.inner.from.to_string()).field("transport", &kind).finish()
     }
 }
 
@@ -105,22 +102,12 @@ impl Mailer {
     pub fn new(settings: TransportSettings, from: &str) -> Result<Mailer, MailError> {
         let from = parse_mailbox("from", from)?;
         let transport = match settings {
-            TransportSettings::Dev { outbox } => Transport::Dev {
-                outbox,
-                lock: Mutex::new(()),
-            },
-            TransportSettings::Smtp {
-                host,
-                port,
-                tls,
-                username,
-                password,
-                timeout,
-            } => Transport::Smtp(build_smtp(&host, port, tls, username, password, timeout)?),
+            TransportSettings::Dev { outbox } => Transport::Dev { outbox, lock: Mutex::new(()) },
+            TransportSettings::Smtp { host, port, tls, username, password, timeout } => {
+                Transport::Smtp(build_smtp(&host, port, tls, username, password, timeout)?)
+            }
         };
-        Ok(Mailer {
-            inner: Arc::new(Inner { from, transport }),
-        })
+        Ok(Mailer { inner: Arc::new(Inner { from, transport }) })
     }
 
     /// Sends `mail` as multipart/alternative (plain text + HTML).
@@ -130,10 +117,7 @@ impl Mailer {
             .from(self.inner.from.clone())
             .to(to)
             .subject(mail.subject.as_str())
-            .multipart(MultiPart::alternative_plain_html(
-                mail.text.clone(),
-                mail.html.clone(),
-            ))?;
+            .multipart(MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone()))?;
         match &self.inner.transport {
             Transport::Dev { outbox, lock } => {
                 let _guard = lock.lock().await;
@@ -156,14 +140,7 @@ impl Mailer {
 }
 
 fn parse_mailbox(field: &'static str, address: &str) -> Result<Mailbox, MailError> {
-    address
-        .trim()
-        .parse::<Mailbox>()
-        .map_err(|source| MailError::InvalidAddress {
-            field,
-            address: address.to_owned(),
-            source,
-        })
+    address.trim().parse::<Mailbox>().map_err(|source| MailError::InvalidAddress { field, address: address.to_owned(), source })
 }
 
 fn build_smtp(
@@ -177,21 +154,13 @@ fn build_smtp(
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(MailError::NoRuntime);
     }
-    let config_err = |source| MailError::Config {
-        host: host.to_owned(),
-        source,
-    };
+    let config_err = |source| MailError::Config { host: host.to_owned(), source };
     let mut builder = match tls {
         TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-        TlsMode::StartTls => {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(config_err)?
-        }
+        TlsMode::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(config_err)?,
         TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(config_err)?,
     };
-    builder = builder
-        .port(port)
-        .timeout(Some(timeout))
-        .pool_config(PoolConfig::new());
+    builder = builder.port(port).timeout(Some(timeout)).pool_config(PoolConfig::new());
     if let (Some(user), Some(pass)) = (username, password) {
         builder = builder.credentials(Credentials::new(user, pass));
     }
@@ -200,15 +169,8 @@ fn build_smtp(
 }
 
 /// Appends one message, framed by delimiter lines, to the outbox file.
-async fn append_to_outbox(
-    path: &Path,
-    from: &Mailbox,
-    mail: &OutgoingMail,
-) -> Result<(), MailError> {
-    let io_err = |source| MailError::Outbox {
-        path: path.to_owned(),
-        source,
-    };
+async fn append_to_outbox(path: &Path, from: &Mailbox, mail: &OutgoingMail) -> Result<(), MailError> {
+    let io_err = |source| MailError::Outbox { path: path.to_owned(), source };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(parent).await.map_err(io_err)?;
     }
@@ -230,12 +192,7 @@ async fn append_to_outbox(
         text = mail.text.trim_end(),
         html = mail.html.trim_end(),
     );
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .await
-        .map_err(io_err)?;
+    let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(path).await.map_err(io_err)?;
     file.write_all(entry.as_bytes()).await.map_err(io_err)?;
     file.flush().await.map_err(io_err)?;
     Ok(())

@@ -6,10 +6,7 @@ use std::time::Duration;
 use keyward_mail::{MailError, MailTemplates, Mailer, SignInCodeMail, TlsMode, TransportSettings};
 
 fn unique_dir(tag: &str) -> std::path::PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     std::env::temp_dir().join(format!("keyward-mail-{tag}-{}-{nanos}", std::process::id()))
 }
 
@@ -22,6 +19,8 @@ fn sign_in_mail(to: &str, code: &str) -> Result<keyward_mail::OutgoingMail, Mail
             minutes_valid: 15,
             requested_at: "25 Nov 2026 14:03 UTC",
             issuer: "http://localhost:8080",
+            link: "http://localhost:8080/login/link?token=T0KEN",
+            requested_from: "203.0.113.0/24",
         },
     )
 }
@@ -30,19 +29,9 @@ fn sign_in_mail(to: &str, code: &str) -> Result<keyward_mail::OutgoingMail, Mail
 async fn dev_transport_appends_readable_messages() -> Result<(), Box<dyn std::error::Error>> {
     let dir = unique_dir("dev");
     let outbox = dir.join("nested").join("outbox.log");
-    let mailer = Mailer::new(
-        TransportSettings::Dev {
-            outbox: outbox.clone(),
-        },
-        "Keyward <no-reply@example.com>",
-    )?;
-    mailer
-        .send(&sign_in_mail("alice@example.com", "ABCD-EFGH")?)
-        .await?;
-    mailer
-        .clone()
-        .send(&sign_in_mail("bob@example.com", "WXYZ-2345")?)
-        .await?;
+    let mailer = Mailer::new(TransportSettings::Dev { outbox: outbox.clone() }, "Keyward <no-reply@example.com>")?;
+    mailer.send(&sign_in_mail("alice@example.com", "ABCD-EFGH")?).await?;
+    mailer.clone().send(&sign_in_mail("bob@example.com", "WXYZ-2345")?).await?;
 
     let content = std::fs::read_to_string(&outbox)?;
     assert!(content.lines().any(|l| l == "ABCD-EFGH"), "{content}");
@@ -57,23 +46,10 @@ async fn dev_transport_appends_readable_messages() -> Result<(), Box<dyn std::er
 #[tokio::test]
 async fn invalid_addresses_are_rejected() -> Result<(), Box<dyn std::error::Error>> {
     let outbox = unique_dir("bad").join("outbox.log");
-    let err = Mailer::new(
-        TransportSettings::Dev {
-            outbox: outbox.clone(),
-        },
-        "not an address",
-    );
-    assert!(matches!(
-        err,
-        Err(MailError::InvalidAddress { field: "from", .. })
-    ));
+    let err = Mailer::new(TransportSettings::Dev { outbox: outbox.clone() }, "not an address");
+    assert!(matches!(err, Err(MailError::InvalidAddress { field: "from", .. })));
 
-    let mailer = Mailer::new(
-        TransportSettings::Dev {
-            outbox: outbox.clone(),
-        },
-        "kw@example.com",
-    )?;
+    let mailer = Mailer::new(TransportSettings::Dev { outbox: outbox.clone() }, "kw@example.com")?;
     let err = mailer.send(&sign_in_mail("nope", "ABCD-EFGH")?).await;
     match err {
         Err(e @ MailError::InvalidAddress { field: "to", .. }) => assert!(!e.is_transient()),
@@ -86,9 +62,7 @@ async fn invalid_addresses_are_rejected() -> Result<(), Box<dyn std::error::Erro
 #[tokio::test]
 async fn smtp_to_closed_port_is_transient() -> Result<(), Box<dyn std::error::Error>> {
     // Reserve a port, then free it so nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mailer = Mailer::new(
         TransportSettings::Smtp {
             host: "127.0.0.1".into(),

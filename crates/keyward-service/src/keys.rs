@@ -9,9 +9,7 @@ use crate::master_key::MasterKey;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
-};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -42,11 +40,7 @@ pub struct KeySet {
 
 impl KeySet {
     /// Loads the active keys, creating any missing algorithm's key first.
-    pub fn load_or_create(
-        conn: &mut DbConnection,
-        master: &MasterKey,
-        now: i64,
-    ) -> Result<KeySet, ServiceError> {
+    pub fn load_or_create(conn: &mut DbConnection, master: &MasterKey, now: i64) -> Result<KeySet, ServiceError> {
         let sealer = sealer(master)?;
         let existing = repo::keys::active(conn)?;
         for alg in [SigningAlg::Rs256, SigningAlg::Es256] {
@@ -70,9 +64,8 @@ impl KeySet {
         let mut decoding = HashMap::new();
         let mut jwks = Vec::new();
         for row in rows {
-            let alg = SigningAlg::parse(&row.alg).ok_or_else(|| {
-                ServiceError::Crypto(format!("key {} has unknown alg {}", row.kid, row.alg))
-            })?;
+            let alg =
+                SigningAlg::parse(&row.alg).ok_or_else(|| ServiceError::Crypto(format!("key {} has unknown alg {}", row.kid, row.alg)))?;
             let pkcs8 = open(&sealer, &row.kid, &row.private_key_encrypted)?;
             let signer = parse(alg, &pkcs8)?;
             let (dk, mut jwk) = public_jwk(alg, &signer)?;
@@ -81,18 +74,10 @@ impl KeySet {
             jwk.insert("use".into(), "sig".into());
             decoding.insert(row.kid.clone(), (dk, jwt_alg(alg)));
             jwks.push(serde_json::Value::Object(jwk));
-            keys.push(LoadedKey {
-                kid: row.kid,
-                alg,
-                signer,
-            });
+            keys.push(LoadedKey { kid: row.kid, alg, signer });
         }
         let jwks_json = serde_json::json!({ "keys": jwks }).to_string();
-        Ok(KeySet {
-            keys,
-            decoding,
-            jwks_json,
-        })
+        Ok(KeySet { keys, decoding, jwks_json })
     }
 
     pub fn jwks_json(&self) -> &str {
@@ -100,26 +85,12 @@ impl KeySet {
     }
 
     /// Signs `claims` as a compact JWS with the newest key of `alg`.
-    pub fn sign(
-        &self,
-        alg: SigningAlg,
-        typ: &str,
-        claims: &impl Serialize,
-    ) -> Result<String, ServiceError> {
-        let key = self
-            .keys
-            .iter()
-            .rev()
-            .find(|k| k.alg == alg)
-            .ok_or_else(|| ServiceError::Crypto(format!("no {} key", alg.as_str())))?;
+    pub fn sign(&self, alg: SigningAlg, typ: &str, claims: &impl Serialize) -> Result<String, ServiceError> {
+        let key = self.keys.iter().rev().find(|k| k.alg == alg).ok_or_else(|| ServiceError::Crypto(format!("no {} key", alg.as_str())))?;
         let header = serde_json::json!({ "alg": alg.as_str(), "kid": key.kid, "typ": typ });
         let mut jws = URL_SAFE_NO_PAD.encode(header.to_string());
         jws.push('.');
-        jws.push_str(
-            &URL_SAFE_NO_PAD.encode(
-                serde_json::to_vec(claims).map_err(|e| ServiceError::Crypto(e.to_string()))?,
-            ),
-        );
+        jws.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|e| ServiceError::Crypto(e.to_string()))?));
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let sig = match &key.signer {
             Signer::Rsa(pair) => {
@@ -128,11 +99,9 @@ impl KeySet {
                     .map_err(|_| ServiceError::Crypto("RSA signing failed".into()))?;
                 sig
             }
-            Signer::Ec(pair) => pair
-                .sign(&rng, jws.as_bytes())
-                .map_err(|_| ServiceError::Crypto("ECDSA signing failed".into()))?
-                .as_ref()
-                .to_vec(),
+            Signer::Ec(pair) => {
+                pair.sign(&rng, jws.as_bytes()).map_err(|_| ServiceError::Crypto("ECDSA signing failed".into()))?.as_ref().to_vec()
+            }
         };
         jws.push('.');
         jws.push_str(&URL_SAFE_NO_PAD.encode(sig));
@@ -140,20 +109,14 @@ impl KeySet {
     }
 
     /// Verifies a JWT signed by one of our keys, with `validation` as the base rules.
-    pub fn verify<T: DeserializeOwned>(
-        &self,
-        token: &str,
-        mut validation: Validation,
-    ) -> Option<T> {
+    pub fn verify<T: DeserializeOwned>(&self, token: &str, mut validation: Validation) -> Option<T> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         let (key, alg) = self.decoding.get(header.kid.as_deref()?)?;
         if header.alg != *alg {
             return None;
         }
         validation.algorithms = vec![*alg];
-        jsonwebtoken::decode::<T>(token, key, &validation)
-            .ok()
-            .map(|d| d.claims)
+        jsonwebtoken::decode::<T>(token, key, &validation).ok().map(|d| d.claims)
     }
 }
 
@@ -167,18 +130,10 @@ fn jwt_alg(alg: SigningAlg) -> Algorithm {
 fn generate(alg: SigningAlg) -> Result<Vec<u8>, ServiceError> {
     let err = |_| ServiceError::Crypto("key generation failed".into());
     Ok(match alg {
-        SigningAlg::Rs256 => RsaKeyPair::generate(KeySize::Rsa2048)
-            .map_err(err)?
-            .as_der()
-            .map_err(err)?
-            .as_ref()
-            .to_vec(),
-        SigningAlg::Es256 => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-            .map_err(err)?
-            .to_pkcs8v1()
-            .map_err(err)?
-            .as_ref()
-            .to_vec(),
+        SigningAlg::Rs256 => RsaKeyPair::generate(KeySize::Rsa2048).map_err(err)?.as_der().map_err(err)?.as_ref().to_vec(),
+        SigningAlg::Es256 => {
+            EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(err)?.to_pkcs8v1().map_err(err)?.as_ref().to_vec()
+        }
     })
 }
 
@@ -186,9 +141,7 @@ fn parse(alg: SigningAlg, pkcs8: &[u8]) -> Result<Signer, ServiceError> {
     let err = |_| ServiceError::Crypto("stored signing key does not parse".into());
     Ok(match alg {
         SigningAlg::Rs256 => Signer::Rsa(RsaKeyPair::from_pkcs8(pkcs8).map_err(err)?),
-        SigningAlg::Es256 => Signer::Ec(
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(err)?,
-        ),
+        SigningAlg::Es256 => Signer::Ec(EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(err)?),
     })
 }
 
@@ -203,8 +156,7 @@ fn public_jwk(alg: SigningAlg, signer: &Signer) -> Result<(DecodingKey, JwkMap),
             let public = pair.public_key();
             let n = b64(public.modulus().big_endian_without_leading_zero());
             let e = b64(public.exponent().big_endian_without_leading_zero());
-            let dk = DecodingKey::from_rsa_components(&n, &e)
-                .map_err(|e| ServiceError::Crypto(e.to_string()))?;
+            let dk = DecodingKey::from_rsa_components(&n, &e).map_err(|e| ServiceError::Crypto(e.to_string()))?;
             jwk.insert("kty".into(), "RSA".into());
             jwk.insert("n".into(), n.into());
             jwk.insert("e".into(), e.into());
@@ -214,13 +166,10 @@ fn public_jwk(alg: SigningAlg, signer: &Signer) -> Result<(DecodingKey, JwkMap),
             // Uncompressed SEC1 point: 0x04 ‖ x ‖ y.
             let point = pair.public_key().as_ref();
             if point.len() != 65 {
-                return Err(ServiceError::Crypto(
-                    "unexpected P-256 public key length".into(),
-                ));
+                return Err(ServiceError::Crypto("unexpected P-256 public key length".into()));
             }
             let (x, y) = (b64(&point[1..33]), b64(&point[33..]));
-            let dk = DecodingKey::from_ec_components(&x, &y)
-                .map_err(|e| ServiceError::Crypto(e.to_string()))?;
+            let dk = DecodingKey::from_ec_components(&x, &y).map_err(|e| ServiceError::Crypto(e.to_string()))?;
             jwk.insert("kty".into(), "EC".into());
             jwk.insert("crv".into(), "P-256".into());
             jwk.insert("x".into(), x.into());
@@ -228,9 +177,7 @@ fn public_jwk(alg: SigningAlg, signer: &Signer) -> Result<(DecodingKey, JwkMap),
             dk
         }
         _ => {
-            return Err(ServiceError::Crypto(
-                "key type does not match its algorithm".into(),
-            ));
+            return Err(ServiceError::Crypto("key type does not match its algorithm".into()));
         }
     };
     Ok((decoding, jwk))
@@ -238,24 +185,15 @@ fn public_jwk(alg: SigningAlg, signer: &Signer) -> Result<(DecodingKey, JwkMap),
 
 /// RFC 7638 thumbprint: SHA-256 over the required members in lexicographic order.
 fn thumbprint(jwk: &JwkMap) -> String {
-    let members: &[&str] = if jwk.get("kty").is_some_and(|k| k == "RSA") {
-        &["e", "kty", "n"]
-    } else {
-        &["crv", "kty", "x", "y"]
-    };
-    let canonical: serde_json::Map<String, serde_json::Value> = members
-        .iter()
-        .filter_map(|m| jwk.get(*m).map(|v| ((*m).to_owned(), v.clone())))
-        .collect();
+    let members: &[&str] = if jwk.get("kty").is_some_and(|k| k == "RSA") { &["e", "kty", "n"] } else { &["crv", "kty", "x", "y"] };
+    let canonical: serde_json::Map<String, serde_json::Value> =
+        members.iter().filter_map(|m| jwk.get(*m).map(|v| ((*m).to_owned(), v.clone()))).collect();
     keyward_core::secret::sha256_b64url(serde_json::Value::Object(canonical).to_string().as_bytes())
 }
 
 fn sealer(master: &MasterKey) -> Result<LessSafeKey, ServiceError> {
     let key = master.derive("keyward/signing-key-encryption/v1");
-    Ok(LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, &key)
-            .map_err(|_| ServiceError::Crypto("bad sealing key".into()))?,
-    ))
+    Ok(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).map_err(|_| ServiceError::Crypto("bad sealing key".into()))?))
 }
 
 /// base64(nonce ‖ ciphertext ‖ tag), with the kid as associated data so rows cannot be swapped.
@@ -263,23 +201,15 @@ fn seal(key: &LessSafeKey, kid: &str, plain: &[u8]) -> Result<String, ServiceErr
     let mut nonce = [0u8; NONCE_LEN];
     aws_lc_rs::rand::fill(&mut nonce).map_err(|_| ServiceError::Crypto("no randomness".into()))?;
     let mut buf = plain.to_vec();
-    key.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(kid.as_bytes()),
-        &mut buf,
-    )
-    .map_err(|_| ServiceError::Crypto("sealing failed".into()))?;
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(kid.as_bytes()), &mut buf)
+        .map_err(|_| ServiceError::Crypto("sealing failed".into()))?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&buf);
     Ok(STANDARD.encode(out))
 }
 
 fn open(key: &LessSafeKey, kid: &str, sealed: &str) -> Result<Vec<u8>, ServiceError> {
-    let wrong = || {
-        ServiceError::Crypto(format!(
-            "cannot decrypt signing key {kid}: is this the master key it was created with?"
-        ))
-    };
+    let wrong = || ServiceError::Crypto(format!("cannot decrypt signing key {kid}: is this the master key it was created with?"));
     let bytes = STANDARD.decode(sealed).map_err(|_| wrong())?;
     if bytes.len() < NONCE_LEN {
         return Err(wrong());
@@ -287,8 +217,6 @@ fn open(key: &LessSafeKey, kid: &str, sealed: &str) -> Result<Vec<u8>, ServiceEr
     let (nonce, rest) = bytes.split_at(NONCE_LEN);
     let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| wrong())?;
     let mut buf = rest.to_vec();
-    let plain = key
-        .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
-        .map_err(|_| wrong())?;
+    let plain = key.open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf).map_err(|_| wrong())?;
     Ok(plain.to_vec())
 }

@@ -3,6 +3,7 @@
 //! pool. Nothing here knows about HTTP.
 
 pub mod keys;
+pub mod link;
 pub mod login;
 pub mod master_key;
 pub mod oidc;
@@ -60,21 +61,8 @@ pub struct Keyward {
 }
 
 impl Keyward {
-    pub fn new(
-        config: Arc<Config>,
-        pool: Pool,
-        keys: Arc<KeySet>,
-        clock: Arc<dyn Clock>,
-        master: &MasterKey,
-    ) -> Keyward {
-        Keyward {
-            config,
-            pool,
-            keys,
-            clock,
-            csrf_key: master.derive("keyward/csrf/v1"),
-            argon2: Argon2::default(),
-        }
+    pub fn new(config: Arc<Config>, pool: Pool, keys: Arc<KeySet>, clock: Arc<dyn Clock>, master: &MasterKey) -> Keyward {
+        Keyward { config, pool, keys, clock, csrf_key: master.derive("keyward/csrf/v1"), argon2: Argon2::default() }
     }
 
     pub fn conn(&self) -> Result<PooledConn, ServiceError> {

@@ -1,7 +1,8 @@
-//! Signing in by emailed code (DESIGN.md §4): a login attempt holds the pending
-//! authorization request and is bound to the browser that started it; a code is sent for
-//! it, checked with a try limit taken *before* the comparison, and, when right, turns into
-//! an account, a session and an authorization code in one transaction.
+//! Signing in by email (DESIGN.md §4): a login attempt holds the pending authorization
+//! request and is bound to the browser that started it. One email carries a code and a
+//! magic link for it; sends and wrong tries are limited in the database so the limits hold
+//! across instances; a correct code turns into an account, a session and an authorization
+//! code in one transaction. Magic links and cross-device approval are in `link.rs`.
 
 use crate::oidc::{self, Continue};
 use crate::{Keyward, ServiceError};
@@ -13,16 +14,33 @@ use keyward_core::email::Email;
 use keyward_core::email_code::{self, MAX_ATTEMPTS};
 use keyward_core::secret::{constant_time_eq, hash_secret, random_token};
 use keyward_store::models::{EmailChallenge, LoginAttempt, Session, User};
-use keyward_store::repo;
+use keyward_store::{DbConnection, repo};
+use rand::Rng;
 
 /// A login attempt lives an hour: long enough to fetch a code from another device.
 const ATTEMPT_LIFETIME_SECS: i64 = 3600;
 
-/// A mail the web layer sends off the request path.
+/// A mail the web layer sends off the request path, then reports back on.
 pub struct CodeMail {
+    pub challenge_id: String,
     pub to: String,
     pub code_display: String,
+    pub link_token: String,
     pub app_name: String,
+    pub requested_from: String,
+}
+
+/// The answer to "email me a code".
+pub enum CodeRequest {
+    /// Send this mail. The person sees the same page as for `Suppressed`.
+    Send(CodeMail),
+    /// Nothing is sent (the address may not sign in), and nobody can tell.
+    Suppressed,
+    /// Too many sends for this address or network; retry after this many seconds.
+    Limited {
+        retry_after: i64,
+    },
+    AttemptGone,
 }
 
 /// Why a code was not accepted, each with its own message for the person.
@@ -32,11 +50,17 @@ pub enum CodeRejected {
     AttemptGone,
     /// No live code: expired, used, or never requested.
     NoLiveCode,
+    /// The email could not be sent, so its code was withdrawn.
+    MailFailed,
     Malformed,
     Wrong {
         tries_left: i32,
     },
     TooManyTries,
+    /// Too many wrong codes for this address lately; retry after this many seconds.
+    AddressLocked {
+        retry_after: i64,
+    },
 }
 
 /// A finished sign-in: the new session's cookie value and where to send the browser.
@@ -45,132 +69,148 @@ pub struct SignedIn {
     pub redirect_to: String,
 }
 
+/// The attempt as its own browser sees it.
+pub struct AttemptView {
+    pub request: AuthorizationRequest,
+    pub email: Option<String>,
+    pub delivery: Option<String>,
+    pub approval_number: Option<i32>,
+    pub approved: bool,
+}
+
 impl Keyward {
     /// Stores the validated request as a login attempt for this browser; returns its id.
-    pub fn begin_login(
-        &self,
-        request: &AuthorizationRequest,
-        browser_id: &str,
-    ) -> Result<String, ServiceError> {
+    pub fn begin_login(&self, request: &AuthorizationRequest, browser_id: &str) -> Result<String, ServiceError> {
         let now = self.now();
         let id = random_token(&mut rand::rng());
         let row = LoginAttempt {
             id: id.clone(),
             browser_hash: hash_secret(browser_id),
-            request_json: serde_json::to_string(request)
-                .map_err(|e| ServiceError::Corrupt(e.to_string()))?,
+            request_json: serde_json::to_string(request).map_err(|e| ServiceError::Corrupt(e.to_string()))?,
             created_at: now,
             expires_at: now + ATTEMPT_LIFETIME_SECS,
             completed_at: None,
+            approval_number: None,
+            approved_at: None,
         };
         repo::attempts::insert(&mut *self.conn()?, &row)?;
         Ok(id)
     }
 
     /// The live attempt if it belongs to this browser.
-    pub fn find_attempt(
-        &self,
-        attempt_id: &str,
-        browser_id: &str,
-    ) -> Result<Option<AuthorizationRequest>, ServiceError> {
-        let mut conn = self.conn()?;
-        Ok(self
-            .attempt_for(&mut conn, attempt_id, browser_id)?
-            .map(|(_, r)| r))
+    pub fn find_attempt(&self, attempt_id: &str, browser_id: &str) -> Result<Option<AuthorizationRequest>, ServiceError> {
+        Ok(self.attempt_for(&mut *self.conn()?, attempt_id, browser_id)?.map(|(_, r)| r))
     }
 
-    fn attempt_for(
+    /// The attempt, its latest email and its cross-device state, for its own browser.
+    pub fn attempt_view(&self, attempt_id: &str, browser_id: &str) -> Result<Option<AttemptView>, ServiceError> {
+        let mut conn = self.conn()?;
+        let Some((attempt, request)) = self.attempt_for(&mut conn, attempt_id, browser_id)? else { return Ok(None) };
+        let latest = repo::attempts::latest_challenge(&mut conn, attempt_id)?;
+        Ok(Some(AttemptView {
+            request,
+            email: latest.as_ref().map(|c| c.email.clone()),
+            delivery: latest.map(|c| c.delivery),
+            approval_number: attempt.approval_number,
+            approved: attempt.approved_at.is_some(),
+        }))
+    }
+
+    pub(crate) fn attempt_for(
         &self,
-        conn: &mut keyward_store::DbConnection,
+        conn: &mut DbConnection,
         attempt_id: &str,
         browser_id: &str,
     ) -> Result<Option<(LoginAttempt, AuthorizationRequest)>, ServiceError> {
-        let Some(attempt) = repo::attempts::find_live(conn, attempt_id, self.now())? else {
-            return Ok(None);
-        };
+        let Some(attempt) = repo::attempts::find_live(conn, attempt_id, self.now())? else { return Ok(None) };
         if !constant_time_eq(&attempt.browser_hash, &hash_secret(browser_id)) {
             return Ok(None);
         }
-        let request = serde_json::from_str(&attempt.request_json)
-            .map_err(|e| ServiceError::Corrupt(e.to_string()))?;
+        let request = parse_request(&attempt)?;
         Ok(Some((attempt, request)))
     }
 
-    /// Creates a code for the attempt (killing earlier ones). Returns the mail to send, or
-    /// `None` when nothing may be sent (unknown address under a closed sign-up policy); the
-    /// caller answers the same either way. `Err(AttemptGone)` when the attempt is not this
-    /// browser's.
+    pub(crate) fn client_name(&self, client_id: &str) -> String {
+        self.config.client(client_id).map(|c| c.name.clone()).unwrap_or_else(|| "the app".into())
+    }
+
+    /// Creates a code and a magic link for the attempt (killing earlier ones), after the
+    /// per-address and per-network send limits. Unknown addresses count too, so nobody can
+    /// flood an inbox or learn which addresses have accounts.
     pub fn request_email_code(
         &self,
         attempt_id: &str,
         browser_id: &str,
         email: &Email,
-    ) -> Result<Result<Option<CodeMail>, CodeRejected>, ServiceError> {
+        requested_from: &str,
+    ) -> Result<CodeRequest, ServiceError> {
         // Hash first, with no connection held: Argon2 is the slow part.
         let code = email_code::generate(&mut rand::rng());
-        let code_hash = self
-            .argon2
-            .hash_password(code.as_bytes())
-            .map_err(|e| ServiceError::Crypto(e.to_string()))?
-            .to_string();
+        let code_hash = self.argon2.hash_password(code.as_bytes()).map_err(|e| ServiceError::Crypto(e.to_string()))?.to_string();
+        let link_token = random_token(&mut rand::rng());
         let now = self.now();
+        let limits = &self.config.limits;
         let mut conn = self.conn()?;
         let Some((attempt, request)) = self.attempt_for(&mut conn, attempt_id, browser_id)? else {
-            return Ok(Err(CodeRejected::AttemptGone));
+            return Ok(CodeRequest::AttemptGone);
         };
-        let user = repo::users::find_by_email(&mut conn, email.as_str())?;
-        let deliverable = match &user {
+        let window = limits.send_window_seconds;
+        for (key, limit) in [
+            (format!("send:address:{}", hash_secret(email.as_str())), limits.sends_per_address),
+            (format!("send:net:{requested_from}"), limits.sends_per_ip),
+        ] {
+            if let Some(retry_after) = repo::limits::hit(&mut conn, &key, window, limit, now)? {
+                tracing::info!(limit = %key.split(':').nth(1).unwrap_or(""), "sign-in email limit reached");
+                return Ok(CodeRequest::Limited { retry_after });
+            }
+        }
+        let deliverable = match repo::users::find_by_email(&mut conn, email.as_str())? {
             Some(u) => u.disabled_at.is_none(),
             None => self.signup_allowed(email),
         };
         let row = EmailChallenge {
             id: random_token(&mut rand::rng()),
-            attempt_id: attempt.id,
+            attempt_id: attempt.id.clone(),
             email: email.as_str().to_owned(),
             code_hash,
             failed_tries: 0,
             created_at: now,
             expires_at: now + self.config.code_lifetime_seconds,
             consumed_at: None,
+            link_hash: Some(hash_secret(&link_token)),
+            delivery: if deliverable { "pending" } else { "suppressed" }.into(),
+            requested_from: requested_from.to_owned(),
         };
-        conn.transaction(|c| repo::attempts::replace_challenge(c, &row))?;
-        let app_name = self
-            .config
-            .client(&request.client_id)
-            .map(|c| c.name.clone())
-            .unwrap_or_default();
-        Ok(Ok(deliverable.then(|| CodeMail {
-            to: email.as_str().to_owned(),
-            code_display: email_code::display(&code),
-            app_name,
-        })))
-    }
-
-    /// The address the attempt's live code was sent to, for the "check your email" page.
-    pub fn pending_code_email(
-        &self,
-        attempt_id: &str,
-        browser_id: &str,
-    ) -> Result<Option<String>, ServiceError> {
-        let mut conn = self.conn()?;
-        if self
-            .attempt_for(&mut conn, attempt_id, browser_id)?
-            .is_none()
-        {
-            return Ok(None);
+        let number = rand::rng().random_range(10..100);
+        conn.transaction(|c| {
+            repo::attempts::replace_challenge(c, &row)?;
+            repo::attempts::set_approval_number(c, &attempt.id, number)
+        })?;
+        if !deliverable {
+            return Ok(CodeRequest::Suppressed);
         }
-        Ok(repo::attempts::current_challenge(&mut conn, attempt_id)?.map(|c| c.email))
+        Ok(CodeRequest::Send(CodeMail {
+            challenge_id: row.id,
+            to: row.email,
+            code_display: email_code::display(&code),
+            link_token,
+            app_name: self.client_name(&request.client_id),
+            requested_from: row.requested_from,
+        }))
     }
 
-    fn signup_allowed(&self, email: &Email) -> bool {
+    /// Records the outcome of sending a challenge's email; a failure withdraws its code and link.
+    pub fn record_delivery(&self, challenge_id: &str, delivered: bool) -> Result<(), ServiceError> {
+        let status = if delivered { "sent" } else { "failed" };
+        repo::attempts::set_delivery(&mut *self.conn()?, challenge_id, status, self.now())?;
+        Ok(())
+    }
+
+    pub(crate) fn signup_allowed(&self, email: &Email) -> bool {
         match self.config.signup {
             SignupPolicy::Open => true,
             SignupPolicy::InviteOnly => false,
-            SignupPolicy::AllowedDomains => self
-                .config
-                .allowed_domains
-                .iter()
-                .any(|d| d == email.domain()),
+            SignupPolicy::AllowedDomains => self.config.allowed_domains.iter().any(|d| d == email.domain()),
         }
     }
 
@@ -184,96 +224,109 @@ impl Keyward {
         let now = self.now();
         let challenge = {
             let mut conn = self.conn()?;
-            if self
-                .attempt_for(&mut conn, attempt_id, browser_id)?
-                .is_none()
-            {
+            if self.attempt_for(&mut conn, attempt_id, browser_id)?.is_none() {
                 return Ok(Err(CodeRejected::AttemptGone));
             }
-            let Some(ch) = repo::attempts::current_challenge(&mut conn, attempt_id)? else {
+            let Some(ch) = repo::attempts::latest_challenge(&mut conn, attempt_id)? else {
                 return Ok(Err(CodeRejected::NoLiveCode));
             };
-            if ch.expires_at <= now {
+            if ch.delivery == "failed" {
+                return Ok(Err(CodeRejected::MailFailed));
+            }
+            if ch.consumed_at.is_some() || ch.expires_at <= now {
                 return Ok(Err(CodeRejected::NoLiveCode));
             }
-            let Some(_) = email_code::normalize(typed) else {
+            if email_code::normalize(typed).is_none() {
                 return Ok(Err(CodeRejected::Malformed));
-            };
+            }
+            let window_key = format!("tries:address:{}", hash_secret(&ch.email));
+            if let Some(retry_after) =
+                repo::limits::hit(&mut conn, &window_key, 3600, self.config.limits.code_tries_per_address_per_hour, now)?
+            {
+                return Ok(Err(CodeRejected::AddressLocked { retry_after }));
+            }
             if !repo::attempts::take_try(&mut conn, &ch.id, MAX_ATTEMPTS, now)? {
                 return Ok(Err(CodeRejected::TooManyTries));
             }
             ch
         };
         let normalized = email_code::normalize(typed).unwrap_or_default();
-        if self
-            .argon2
-            .verify_password(normalized.as_bytes(), challenge.code_hash.as_str())
-            .is_err()
-        {
+        if self.argon2.verify_password(normalized.as_bytes(), challenge.code_hash.as_str()).is_err() {
             let tries_left = MAX_ATTEMPTS - (challenge.failed_tries + 1);
-            return Ok(Err(if tries_left <= 0 {
-                CodeRejected::TooManyTries
-            } else {
-                CodeRejected::Wrong { tries_left }
-            }));
+            return Ok(Err(if tries_left <= 0 { CodeRejected::TooManyTries } else { CodeRejected::Wrong { tries_left } }));
         }
         let mut conn = self.conn()?;
         conn.transaction(|c| {
             if !repo::attempts::consume_challenge(c, &challenge.id, now)? {
                 return Ok(Err(CodeRejected::NoLiveCode));
             }
-            let Some((_, request)) = self.attempt_for(c, attempt_id, browser_id)? else {
-                return Ok(Err(CodeRejected::AttemptGone));
-            };
-            let email =
-                Email::parse(&challenge.email).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
-            let user = match repo::users::find_by_email(c, email.as_str())? {
-                Some(u) if u.disabled_at.is_some() => return Ok(Err(CodeRejected::NoLiveCode)),
-                Some(u) => {
-                    if !u.email_verified {
-                        repo::users::mark_email_verified(c, &u.id)?;
-                    }
-                    u
-                }
-                None if self.signup_allowed(&email) => {
-                    let u = User {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        email: email.as_str().to_owned(),
-                        email_verified: true,
-                        name: None,
-                        created_at: now,
-                        disabled_at: None,
-                    };
-                    repo::users::insert(c, &u)?;
-                    tracing::info!(user = %u.id, "account created by email sign-in");
-                    u
-                }
-                None => return Ok(Err(CodeRejected::NoLiveCode)),
-            };
-            repo::attempts::complete(c, attempt_id, now)?;
-            let session_token = random_token(&mut rand::rng());
-            let session = Session {
-                id_hash: hash_secret(&session_token),
-                user_id: user.id.clone(),
-                auth_time: now,
-                amr: "otp".into(),
-                created_at: now,
-                last_seen_at: now,
-                expires_at: now + self.config.session_lifetime_seconds,
-                revoked_at: None,
-            };
-            repo::sessions::insert(c, &session)?;
-            let Continue::Redirect(redirect_to) = oidc::issue_code(self, c, &request, &session)?
-            else {
-                return Err(ServiceError::Corrupt(
-                    "a fresh session could not answer its request".into(),
-                ));
-            };
-            tracing::info!(user = %user.id, method = "email_code", "signed in");
-            Ok(Ok(SignedIn {
-                session_token,
-                redirect_to,
-            }))
+            repo::limits::reset(c, &format!("tries:address:{}", hash_secret(&challenge.email)))?;
+            self.complete_sign_in(c, attempt_id, browser_id, &challenge.email, "email_code")
         })
     }
+
+    /// Inside the caller's transaction, after it consumed a challenge for `email`: finds or
+    /// creates the account, ends the attempt, opens a session with a fresh id and answers the
+    /// attempt's authorization request.
+    pub(crate) fn complete_sign_in(
+        &self,
+        c: &mut DbConnection,
+        attempt_id: &str,
+        browser_id: &str,
+        email: &str,
+        method: &str,
+    ) -> Result<Result<SignedIn, CodeRejected>, ServiceError> {
+        let now = self.now();
+        let Some((_, request)) = self.attempt_for(c, attempt_id, browser_id)? else {
+            return Ok(Err(CodeRejected::AttemptGone));
+        };
+        let email = Email::parse(email).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
+        let user = match repo::users::find_by_email(c, email.as_str())? {
+            Some(u) if u.disabled_at.is_some() => return Ok(Err(CodeRejected::NoLiveCode)),
+            Some(u) => {
+                if !u.email_verified {
+                    repo::users::mark_email_verified(c, &u.id)?;
+                }
+                u
+            }
+            None if self.signup_allowed(&email) => {
+                let u = User {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    email: email.as_str().to_owned(),
+                    email_verified: true,
+                    name: None,
+                    created_at: now,
+                    disabled_at: None,
+                };
+                repo::users::insert(c, &u)?;
+                tracing::info!(user = %u.id, "account created by email sign-in");
+                u
+            }
+            None => return Ok(Err(CodeRejected::NoLiveCode)),
+        };
+        if !repo::attempts::complete(c, attempt_id, now)? {
+            return Ok(Err(CodeRejected::AttemptGone));
+        }
+        let session_token = random_token(&mut rand::rng());
+        let session = Session {
+            id_hash: hash_secret(&session_token),
+            user_id: user.id.clone(),
+            auth_time: now,
+            amr: "otp".into(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + self.config.session_lifetime_seconds,
+            revoked_at: None,
+        };
+        repo::sessions::insert(c, &session)?;
+        let Continue::Redirect(redirect_to) = oidc::issue_code(self, c, &request, &session)? else {
+            return Err(ServiceError::Corrupt("a fresh session could not answer its request".into()));
+        };
+        tracing::info!(user = %user.id, method, "signed in");
+        Ok(Ok(SignedIn { session_token, redirect_to }))
+    }
+}
+
+pub(crate) fn parse_request(attempt: &LoginAttempt) -> Result<AuthorizationRequest, ServiceError> {
+    serde_json::from_str(&attempt.request_json).map_err(|e| ServiceError::Corrupt(e.to_string()))
 }

@@ -19,9 +19,7 @@ pub enum MasterKeyError {
 
 impl MasterKey {
     pub fn from_base64(text: &str) -> Result<MasterKey, MasterKeyError> {
-        let bytes = STANDARD
-            .decode(text.trim())
-            .map_err(|_| MasterKeyError::Malformed)?;
+        let bytes = STANDARD.decode(text.trim()).map_err(|_| MasterKeyError::Malformed)?;
         if bytes.len() != 32 {
             return Err(MasterKeyError::Malformed);
         }
@@ -30,10 +28,7 @@ impl MasterKey {
 
     /// The configured key, or the development key in `data_dir/master.key` (created on first
     /// use). The second value is true when the development key is in use.
-    pub fn resolve(
-        configured: Option<&str>,
-        data_dir: &Path,
-    ) -> Result<(MasterKey, bool), MasterKeyError> {
+    pub fn resolve(configured: Option<&str>, data_dir: &Path) -> Result<(MasterKey, bool), MasterKeyError> {
         if let Some(k) = configured {
             return Ok((MasterKey::from_base64(k)?, false));
         }

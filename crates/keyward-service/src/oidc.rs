@@ -5,9 +5,7 @@ use crate::{Keyward, ServiceError};
 use diesel::Connection;
 use jsonwebtoken::Validation;
 use keyward_core::authorize::AuthorizationRequest;
-use keyward_core::claims::{
-    AUTHORIZATION_CODE_LIFETIME_SECS, AccessTokenClaims, IdTokenClaims, ProfileClaims,
-};
+use keyward_core::claims::{AUTHORIZATION_CODE_LIFETIME_SECS, AccessTokenClaims, IdTokenClaims, ProfileClaims};
 use keyward_core::client::{Client, SigningAlg};
 use keyward_core::oauth_error::{OAuthError, OAuthErrorCode as E};
 use keyward_core::pkce;
@@ -39,12 +37,7 @@ pub struct TokenResponse {
 }
 
 /// The redirect for an authorization response or error: `iss` always (RFC 9207).
-pub fn redirect_url(
-    redirect_uri: &str,
-    issuer: &str,
-    params: &[(&str, &str)],
-    state: Option<&str>,
-) -> String {
+pub fn redirect_url(redirect_uri: &str, issuer: &str, params: &[(&str, &str)], state: Option<&str>) -> String {
     let mut url = redirect_uri.to_owned();
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (k, v) in params {
@@ -86,30 +79,16 @@ pub fn issue_code(
         revoked_at: None,
     };
     repo::codes::insert(conn, &row)?;
-    Ok(Continue::Redirect(redirect_url(
-        &request.redirect_uri,
-        &kw.config.issuer,
-        &[("code", &code)],
-        request.state.as_deref(),
-    )))
+    Ok(Continue::Redirect(redirect_url(&request.redirect_uri, &kw.config.issuer, &[("code", &code)], request.state.as_deref())))
 }
 
 impl Keyward {
     /// Answers a validated request from a browser that may carry a session cookie.
-    pub fn authorize_with_session(
-        &self,
-        request: &AuthorizationRequest,
-        session_token: Option<&str>,
-    ) -> Result<Continue, ServiceError> {
+    pub fn authorize_with_session(&self, request: &AuthorizationRequest, session_token: Option<&str>) -> Result<Continue, ServiceError> {
         let now = self.now();
         let live = match session_token {
             None => None,
-            Some(t) => repo::sessions::find_live(
-                &mut *self.conn()?,
-                &hash_secret(t),
-                now,
-                self.config.session_idle_seconds,
-            )?,
+            Some(t) => repo::sessions::find_live(&mut *self.conn()?, &hash_secret(t), now, self.config.session_idle_seconds)?,
         };
         let fresh_enough = |s: &Session| request.max_age.is_none_or(|max| now - s.auth_time <= max);
         let usable = live.filter(|(s, _)| fresh_enough(s) && !request.prompt_has("login"));
@@ -131,10 +110,7 @@ impl Keyward {
         redirect_url(
             &request.redirect_uri,
             &self.config.issuer,
-            &[
-                ("error", error.code.as_str()),
-                ("error_description", &error.description),
-            ],
+            &[("error", error.code.as_str()), ("error_description", &error.description)],
             request.state.as_deref(),
         )
     }
@@ -187,12 +163,7 @@ impl Keyward {
             nonce: row.nonce.clone(),
             amr: row.amr.split(' ').map(str::to_owned).collect(),
             azp: client.id.clone(),
-            profile: ProfileClaims::for_scope(
-                &scope,
-                &user.email,
-                user.email_verified,
-                user.name.as_deref(),
-            ),
+            profile: ProfileClaims::for_scope(&scope, &user.email, user.email_verified, user.name.as_deref()),
         };
         let at_claims = AccessTokenClaims {
             iss: issuer.clone(),
@@ -216,37 +187,20 @@ impl Keyward {
     }
 
     /// UserInfo (OIDC Core §5.3): claims for a valid, unrevoked access token.
-    pub fn userinfo(
-        &self,
-        access_token: &str,
-    ) -> Result<Result<serde_json::Value, OAuthError>, ServiceError> {
+    pub fn userinfo(&self, access_token: &str) -> Result<Result<serde_json::Value, OAuthError>, ServiceError> {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::ES256);
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_audience(&[format!("{}/userinfo", self.config.issuer)]);
         validation.leeway = 0;
-        let Some(claims) = self
-            .keys
-            .verify::<AccessTokenClaims>(access_token, validation)
-        else {
-            return Ok(Err(OAuthError::new(
-                E::InvalidToken,
-                "the access token is invalid or expired",
-            )));
+        let Some(claims) = self.keys.verify::<AccessTokenClaims>(access_token, validation) else {
+            return Ok(Err(OAuthError::new(E::InvalidToken, "the access token is invalid or expired")));
         };
         let Some(user) = repo::codes::live_grant_user(&mut *self.conn()?, &claims.gid)? else {
-            return Ok(Err(OAuthError::new(
-                E::InvalidToken,
-                "the access token was revoked",
-            )));
+            return Ok(Err(OAuthError::new(E::InvalidToken, "the access token was revoked")));
         };
         let scope = Scopes::parse_supported(&claims.scope);
-        let mut out = serde_json::to_value(ProfileClaims::for_scope(
-            &scope,
-            &user.email,
-            user.email_verified,
-            user.name.as_deref(),
-        ))
-        .map_err(|e| ServiceError::Corrupt(e.to_string()))?;
+        let mut out = serde_json::to_value(ProfileClaims::for_scope(&scope, &user.email, user.email_verified, user.name.as_deref()))
+            .map_err(|e| ServiceError::Corrupt(e.to_string()))?;
         if let Some(map) = out.as_object_mut() {
             map.insert("sub".into(), user.id.into());
         }

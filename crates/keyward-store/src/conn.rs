@@ -43,10 +43,7 @@ impl StoreError {
         matches!(self, StoreError::Unavailable(_))
             || matches!(
                 self,
-                StoreError::Query(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::ClosedConnection,
-                    _
-                ))
+                StoreError::Query(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _))
             )
     }
 }
@@ -65,16 +62,17 @@ impl ManageConnection for DbManager {
 
     fn connect(&self) -> Result<DbConnection, Self::Error> {
         match self.backend {
-            Backend::Postgres => Ok(DbConnection::Postgres(
-                PgConnection::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?,
-            )),
+            Backend::Postgres => {
+                Ok(DbConnection::Postgres(PgConnection::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?))
+            }
             Backend::Sqlite => {
-                let mut c = SqliteConnection::establish(&self.url)
-                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                let mut c = SqliteConnection::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
                 // WAL for concurrent readers, NORMAL sync (durable across process crashes in
                 // WAL mode), a busy timeout instead of immediate SQLITE_BUSY, foreign keys on.
-                c.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-                    .map_err(diesel::r2d2::Error::QueryError)?;
+                c.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(c))
             }
         }
@@ -90,11 +88,7 @@ impl ManageConnection for DbManager {
 }
 
 pub fn backend_of(url: &str) -> Backend {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") { Backend::Postgres } else { Backend::Sqlite }
 }
 
 /// Opens a pool for `url` (`sqlite://path` or `postgres://…`), creating the SQLite file's
@@ -105,12 +99,8 @@ pub fn connect(url: &str, size: u32) -> Result<Pool, StoreError> {
         Backend::Postgres => url.to_owned(),
         Backend::Sqlite => {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
-            if let Some(dir) = std::path::Path::new(path)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| StoreError::Directory(dir.display().to_string(), e))?;
+            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Directory(dir.display().to_string(), e))?;
             }
             path.to_owned()
         }
@@ -128,9 +118,7 @@ pub fn connect(url: &str, size: u32) -> Result<Pool, StoreError> {
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let applied = match conn {
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-        DbConnection::Postgres(c) => c
-            .run_pending_migrations(POSTGRES_MIGRATIONS)
-            .map(|v| v.len()),
+        DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
     };
     applied.map_err(|e| StoreError::Migration(e.to_string()))
 }
@@ -141,7 +129,5 @@ pub fn migrations_current(conn: &mut DbConnection) -> Result<bool, StoreError> {
         DbConnection::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
         DbConnection::Postgres(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
     };
-    pending
-        .map(|p| !p)
-        .map_err(|e| StoreError::Migration(e.to_string()))
+    pending.map(|p| !p).map_err(|e| StoreError::Migration(e.to_string()))
 }

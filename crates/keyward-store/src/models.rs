@@ -33,6 +33,9 @@ pub struct LoginAttempt {
     pub created_at: i64,
     pub expires_at: i64,
     pub completed_at: Option<i64>,
+    /// The two-digit number a person types on another device to approve this attempt.
+    pub approval_number: Option<i32>,
+    pub approved_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -46,6 +49,12 @@ pub struct EmailChallenge {
     pub created_at: i64,
     pub expires_at: i64,
     pub consumed_at: Option<i64>,
+    /// SHA-256 of the magic-link token sent with the code.
+    pub link_hash: Option<String>,
+    /// `pending`, `sent`, `failed`, or `suppressed` (no mail for this address; shown as sent).
+    pub delivery: String,
+    /// Coarse origin of the request, shown in the email and on the link page.
+    pub requested_from: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -29,6 +29,8 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         completed_at -> Nullable<BigInt>,
+        approval_number -> Nullable<Integer>,
+        approved_at -> Nullable<BigInt>,
     }
 }
 
@@ -42,6 +44,17 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         consumed_at -> Nullable<BigInt>,
+        link_hash -> Nullable<Text>,
+        delivery -> Text,
+        requested_from -> Text,
+    }
+}
+
+diesel::table! {
+    rate_limits (key) {
+        key -> Text,
+        window_start -> BigInt,
+        hits -> Integer,
     }
 }
 
@@ -85,6 +98,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     login_attempts,
     email_challenges,
+    rate_limits,
     sessions,
     authorization_codes
 );

@@ -27,14 +27,7 @@ fn seed(pool: &Pool) {
     let c = &mut *pool.get().unwrap();
     repo::users::insert(
         c,
-        &User {
-            id: "u1".into(),
-            email: "a@example.com".into(),
-            email_verified: true,
-            name: None,
-            created_at: 0,
-            disabled_at: None,
-        },
+        &User { id: "u1".into(), email: "a@example.com".into(), email_verified: true, name: None, created_at: 0, disabled_at: None },
     )
     .unwrap();
     repo::attempts::insert(
@@ -46,6 +39,8 @@ fn seed(pool: &Pool) {
             created_at: 0,
             expires_at: i64::MAX,
             completed_at: None,
+            approval_number: None,
+            approved_at: None,
         },
     )
     .unwrap();
@@ -60,6 +55,9 @@ fn seed(pool: &Pool) {
             created_at: 0,
             expires_at: i64::MAX,
             consumed_at: None,
+            link_hash: None,
+            delivery: "sent".into(),
+            requested_from: String::new(),
         },
     )
     .unwrap();
@@ -86,11 +84,7 @@ fn seed(pool: &Pool) {
     .unwrap();
 }
 
-fn parallel<T: Send + 'static>(
-    pool: &Pool,
-    n: usize,
-    f: impl Fn(&mut keyward_store::DbConnection) -> T + Send + Sync + 'static,
-) -> Vec<T> {
+fn parallel<T: Send + 'static>(pool: &Pool, n: usize, f: impl Fn(&mut keyward_store::DbConnection) -> T + Send + Sync + 'static) -> Vec<T> {
     let f = Arc::new(f);
     let threads: Vec<_> = (0..n)
         .map(|_| {
@@ -103,9 +97,7 @@ fn parallel<T: Send + 'static>(
 
 fn d4_parallel_guesses_cannot_exceed_the_limit(pool: Pool) {
     seed(&pool);
-    let taken = parallel(&pool, 24, |c| {
-        repo::attempts::take_try(c, "ch", 5, 1).unwrap()
-    });
+    let taken = parallel(&pool, 24, |c| repo::attempts::take_try(c, "ch", 5, 1).unwrap());
     assert_eq!(taken.iter().filter(|t| **t).count(), 5);
 }
 
@@ -113,20 +105,12 @@ fn f3_one_code_one_redemption(pool: Pool) {
     seed(&pool);
     let outcomes = parallel(&pool, 12, |c| {
         use diesel::Connection;
-        c.transaction(|t| repo::codes::redeem(t, "code", 1))
-            .unwrap()
+        c.transaction(|t| repo::codes::redeem(t, "code", 1)).unwrap()
     });
-    let won = outcomes
-        .iter()
-        .filter(|o| matches!(o, Redemption::Redeemed(..)))
-        .count();
+    let won = outcomes.iter().filter(|o| matches!(o, Redemption::Redeemed(..))).count();
     assert_eq!(won, 1, "exactly one redemption wins");
     // The losers saw a replay, which revoked the grant.
-    assert!(
-        repo::codes::live_grant_user(&mut pool.get().unwrap(), "g")
-            .unwrap()
-            .is_none()
-    );
+    assert!(repo::codes::live_grant_user(&mut pool.get().unwrap(), "g").unwrap().is_none());
 }
 
 #[test]

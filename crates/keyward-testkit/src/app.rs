@@ -38,12 +38,7 @@ pub struct AppOptions {
 
 impl Default for AppOptions {
     fn default() -> Self {
-        AppOptions {
-            database: Database::Sqlite,
-            code_lifetime_seconds: 600,
-            signup: "open",
-            dev_mail: false,
-        }
+        AppOptions { database: Database::Sqlite, code_lifetime_seconds: 600, signup: "open", dev_mail: false }
     }
 }
 
@@ -56,23 +51,18 @@ pub struct TestApp {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 impl TestApp {
     /// Starts `bin` (the `keyward` binary) and waits until `/readyz` answers 200.
     pub async fn spawn(bin: &Path, opts: AppOptions) -> anyhow::Result<TestApp> {
         let smtp = SmtpSink::start().await?;
-        let dir =
-            std::env::temp_dir().join(format!("keyward-test-{}", uuid::Uuid::new_v4().simple()));
+        let dir = std::env::temp_dir().join(format!("keyward-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)?;
         let database_url = match opts.database {
             Database::Sqlite => format!("sqlite://{}", dir.join("keyward.db").display()),
-            Database::Postgres => {
-                tokio::task::spawn_blocking(crate::postgres::fresh_database_url).await??
-            }
+            Database::Postgres => tokio::task::spawn_blocking(crate::postgres::fresh_database_url).await??,
         };
         let port = free_port()?;
         let issuer = format!("http://localhost:{port}");
@@ -126,8 +116,7 @@ redirect_uris = ["{issuer}/try/callback"]
             signup = opts.signup,
             code_lifetime = opts.code_lifetime_seconds,
             mail = if opts.dev_mail {
-                "[mail]\nfrom = \"Keyward Test <keyward@localhost>\"\ntransport = \"dev\"\n"
-                    .to_owned()
+                "[mail]\nfrom = \"Keyward Test <keyward@localhost>\"\ntransport = \"dev\"\n".to_owned()
             } else {
                 format!(
                     "[mail]\nfrom = \"Keyward Test <keyward@localhost>\"\ntransport = \"smtp\"\n\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
@@ -150,13 +139,7 @@ redirect_uris = ["{issuer}/try/callback"]
             .stderr(Stdio::from(log))
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
-        let mut app = TestApp {
-            issuer,
-            dir,
-            database_url,
-            smtp,
-            child,
-        };
+        let mut app = TestApp { issuer, dir, database_url, smtp, child };
         app.wait_ready().await?;
         Ok(app)
     }
@@ -166,10 +149,7 @@ redirect_uris = ["{issuer}/try/callback"]
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "keyward exited with {status} before it was ready; log:\n{}",
-                    self.log()
-                );
+                bail!("keyward exited with {status} before it was ready; log:\n{}", self.log());
             }
             if let Ok(r) = http.get(format!("{}/readyz", self.issuer)).send().await
                 && r.status().is_success()

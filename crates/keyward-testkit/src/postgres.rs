@@ -35,38 +35,17 @@ impl PostgresServer {
         let initdb = find_binary("initdb")?;
         let pg_ctl = find_binary("pg_ctl")?;
         let as_postgres = running_as_root()?;
-        let dir = std::env::temp_dir().join(format!(
-            "keyward-pg-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir = std::env::temp_dir().join(format!("keyward-pg-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         if as_postgres {
             // initdb refuses to run as root: hand the directory to `postgres`.
-            run(
-                Command::new("chown").arg("postgres:postgres").arg(&dir),
-                "chown",
-            )?;
+            run(Command::new("chown").arg("postgres:postgres").arg(&dir), "chown")?;
         }
         // From here on, dropping the value stops the server and removes `dir`.
-        let mut server = PostgresServer {
-            dir,
-            port: 0,
-            pg_ctl,
-            as_postgres,
-        };
+        let mut server = PostgresServer { dir, port: 0, pg_ctl, as_postgres };
         let data = server.dir.join("data");
         let mut cmd = server.command(&initdb);
-        cmd.arg("-D").arg(&data).args([
-            "-A",
-            "trust",
-            "-U",
-            ROLE,
-            "-E",
-            "UTF8",
-            "--no-locale",
-            "--no-sync",
-        ]);
+        cmd.arg("-D").arg(&data).args(["-A", "trust", "-U", ROLE, "-E", "UTF8", "--no-locale", "--no-sync"]);
         run(&mut cmd, "initdb")?;
 
         let mut last_err = None;
@@ -107,9 +86,7 @@ impl PostgresServer {
         } else {
             Command::new(program)
         };
-        cmd.stdin(Stdio::null())
-            .env_remove("PGDATA")
-            .env_remove("PGPORT");
+        cmd.stdin(Stdio::null()).env_remove("PGDATA").env_remove("PGPORT");
         cmd
     }
 
@@ -122,12 +99,7 @@ impl PostgresServer {
         );
         let err_path = self.dir.join("pg_ctl.err");
         let mut cmd = self.command(&self.pg_ctl);
-        cmd.arg("-D")
-            .arg(data)
-            .arg("-o")
-            .arg(opts)
-            .arg("-l")
-            .arg(&log);
+        cmd.arg("-D").arg(data).arg("-o").arg(opts).arg("-l").arg(&log);
         cmd.args(["-w", "-t", "60", "start"]);
         // Not pipes: the postmaster could inherit them and block `output()`.
         cmd.stdout(Stdio::null()).stderr(File::create(&err_path)?);
@@ -159,9 +131,7 @@ impl Drop for PostgresServer {
     fn drop(&mut self) {
         if self.port != 0 {
             let mut cmd = self.command(&self.pg_ctl);
-            cmd.arg("-D")
-                .arg(self.dir.join("data"))
-                .args(["-m", "fast", "-w", "stop"]);
+            cmd.arg("-D").arg(self.dir.join("data")).args(["-m", "fast", "-w", "stop"]);
             cmd.stdout(Stdio::null()).stderr(Stdio::null());
             if let Err(err) = cmd.status() {
                 tracing::warn!(error = %err, "could not stop test PostgreSQL");
@@ -210,35 +180,26 @@ pub fn fresh_database_url() -> anyhow::Result<String> {
 /// Creates a uniquely named database on the server at `server_url` (no database part).
 pub fn create_database(server_url: &str) -> anyhow::Result<String> {
     let name = format!("kw_test_{}", uuid::Uuid::new_v4().simple());
-    let admin_url = format!("{server_url}/postgres");
-    let mut conn = PgConnection::establish(&admin_url)
-        .with_context(|| format!("connecting to {admin_url}"))?;
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .with_context(|| format!("creating database {name}"))?;
-    Ok(format!("{server_url}/{name}"))
+    // The throwaway server has no TLS; saying so keeps libpq from initialising OpenSSL, whose
+    // exit handlers can abort a test process while a pool thread is still connecting.
+    let admin_url = format!("{server_url}/postgres?sslmode=disable");
+    let mut conn = PgConnection::establish(&admin_url).with_context(|| format!("connecting to {admin_url}"))?;
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).with_context(|| format!("creating database {name}"))?;
+    Ok(format!("{server_url}/{name}?sslmode=disable"))
 }
 
 /// `postgres://u@h:p/db?x` → `postgres://u@h:p` (query parameters are dropped).
 fn strip_database(url: &str) -> String {
     let authority_start = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let end = url[authority_start..]
-        .find(['/', '?'])
-        .map(|i| authority_start + i)
-        .unwrap_or(url.len());
+    let end = url[authority_start..].find(['/', '?']).map(|i| authority_start + i).unwrap_or(url.len());
     url[..end].to_owned()
 }
 
 /// Stops `server` after this process exits, from a detached shell loop.
 fn spawn_reaper(server: &PostgresServer) -> anyhow::Result<()> {
-    let stop = if server.as_postgres {
-        "runuser -u postgres -- \"$2\" -D \"$3/data\" -m fast stop"
-    } else {
-        "\"$2\" -D \"$3/data\" -m fast stop"
-    };
-    let script = format!(
-        "while kill -0 \"$1\" 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf \"$3\""
-    );
+    let stop =
+        if server.as_postgres { "runuser -u postgres -- \"$2\" -D \"$3/data\" -m fast stop" } else { "\"$2\" -D \"$3/data\" -m fast stop" };
+    let script = format!("while kill -0 \"$1\" 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf \"$3\"");
     Command::new("sh")
         .arg("-c")
         .arg(script)
@@ -256,9 +217,7 @@ fn spawn_reaper(server: &PostgresServer) -> anyhow::Result<()> {
 
 /// Finds `name` on PATH, then in `/usr/lib/postgresql/*/bin` (newest first).
 fn find_binary(name: &str) -> anyhow::Result<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
+    let on_path = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|entries| {
             entries
@@ -280,27 +239,17 @@ fn find_binary(name: &str) -> anyhow::Result<PathBuf> {
 }
 
 fn running_as_root() -> anyhow::Result<bool> {
-    Ok(std::fs::metadata("/proc/self")
-        .context("reading /proc/self to find our uid")?
-        .uid()
-        == 0)
+    Ok(std::fs::metadata("/proc/self").context("reading /proc/self to find our uid")?.uid() == 0)
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn run(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
     let output = cmd.output().with_context(|| format!("running {what}"))?;
     if !output.status.success() {
-        bail!(
-            "{what} failed ({}): {}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        bail!("{what} failed ({}): {}{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     }
     Ok(())
 }

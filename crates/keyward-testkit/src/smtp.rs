@@ -58,15 +58,9 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Binds 127.0.0.1 on a free port and starts accepting connections.
     pub async fn start() -> anyhow::Result<SmtpSink> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding the SMTP sink")?;
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the SMTP sink")?;
         let port = listener.local_addr()?.port();
-        let shared = Arc::new(Shared {
-            messages: Mutex::new(Vec::new()),
-            notify: Notify::new(),
-            reject: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared { messages: Mutex::new(Vec::new()), notify: Notify::new(), reject: AtomicBool::new(false) });
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         tracing::debug!(port, "SMTP sink listening");
         Ok(SmtpSink { port, shared, task })
@@ -85,12 +79,7 @@ impl SmtpSink {
     /// Waits for the message to `to` that comes after the first `after_count`
     /// messages to that address (pass the count seen before triggering a send
     /// to get the "next" one). Addresses compare case-insensitively.
-    pub async fn wait_for_mail_to(
-        &self,
-        to: &str,
-        after_count: usize,
-        timeout: Duration,
-    ) -> anyhow::Result<ReceivedMail> {
+    pub async fn wait_for_mail_to(&self, to: &str, after_count: usize, timeout: Duration) -> anyhow::Result<ReceivedMail> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.shared.notify.notified();
@@ -116,20 +105,11 @@ impl SmtpSink {
     }
 
     fn find_to(&self, to: &str, after_count: usize) -> Option<ReceivedMail> {
-        self.shared
-            .messages()
-            .iter()
-            .filter(|m| addressed_to(m, to))
-            .nth(after_count)
-            .cloned()
+        self.shared.messages().iter().filter(|m| addressed_to(m, to)).nth(after_count).cloned()
     }
 
     fn count_to(&self, to: &str) -> usize {
-        self.shared
-            .messages()
-            .iter()
-            .filter(|m| addressed_to(m, to))
-            .count()
+        self.shared.messages().iter().filter(|m| addressed_to(m, to)).count()
     }
 }
 
@@ -172,9 +152,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
     let mut from: Option<String> = None;
     let mut rcpts: Vec<String> = Vec::new();
     let mut line = Vec::new();
-    write
-        .write_all(b"220 keyward-testkit SMTP sink ready\r\n")
-        .await?;
+    write.write_all(b"220 keyward-testkit SMTP sink ready\r\n").await?;
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line).await? == 0 {
@@ -182,11 +160,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
         }
         let text = String::from_utf8_lossy(&line);
         let command = text.trim_end_matches(['\r', '\n']);
-        let verb = command
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_ascii_uppercase();
+        let verb = command.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
             "EHLO" | "HELO" => {
                 from = None;
@@ -204,9 +178,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
             "RCPT" => match (&from, path_arg(command, "TO:")) {
                 (None, _) => b"503 5.5.1 MAIL first\r\n",
                 (Some(_), None) => b"501 5.5.4 syntax: RCPT TO:<address>\r\n",
-                (Some(_), Some(_)) if shared.reject.load(Ordering::SeqCst) => {
-                    b"550 5.1.1 mailbox unavailable (sink in reject mode)\r\n"
-                }
+                (Some(_), Some(_)) if shared.reject.load(Ordering::SeqCst) => b"550 5.1.1 mailbox unavailable (sink in reject mode)\r\n",
                 (Some(_), Some(addr)) => {
                     rcpts.push(addr);
                     b"250 2.1.5 OK\r\n"
@@ -214,9 +186,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
             },
             "DATA" => match from.take() {
                 Some(sender) if !rcpts.is_empty() => {
-                    write
-                        .write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
-                        .await?;
+                    write.write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n").await?;
                     let raw = read_data(&mut reader).await?;
                     let mail = decode(sender, std::mem::take(&mut rcpts), raw);
                     tracing::debug!(to = ?mail.to, subject = %mail.subject, "SMTP sink received mail");
@@ -272,11 +242,7 @@ async fn read_data<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> anyhow::Result
         if content == b"." {
             return Ok(String::from_utf8_lossy(&raw).into_owned());
         }
-        let unstuffed = if line.first() == Some(&b'.') {
-            &line[1..]
-        } else {
-            &line[..]
-        };
+        let unstuffed = if line.first() == Some(&b'.') { &line[1..] } else { &line[..] };
         if raw.len() + unstuffed.len() > MAX_MESSAGE_BYTES {
             anyhow::bail!("message larger than {MAX_MESSAGE_BYTES} bytes");
         }
@@ -301,12 +267,5 @@ fn decode(from: String, to: Vec<String>, raw: String) -> ReceivedMail {
         }
         None => (String::new(), String::new(), String::new()),
     };
-    ReceivedMail {
-        from,
-        to,
-        subject,
-        text,
-        html,
-        raw,
-    }
+    ReceivedMail { from, to, subject, text, html, raw }
 }

@@ -23,18 +23,13 @@ fn private_server_with_two_fresh_databases() -> TestResult {
     let a = create_database(&server.server_url())?;
     let b = create_database(&server.server_url())?;
     assert_ne!(a, b);
-    assert!(a.starts_with(&format!(
-        "postgres://keyward@127.0.0.1:{}/kw_test_",
-        server.port()
-    )));
+    assert!(a.starts_with(&format!("postgres://keyward@127.0.0.1:{}/kw_test_", server.port())));
     assert_eq!(select_one(&a)?, 1);
     assert_eq!(select_one(&b)?, 1);
     assert_eq!(select_one(&server.url("postgres"))?, 1);
     let port = server.port();
     drop(server);
-    assert!(
-        PgConnection::establish(&format!("postgres://keyward@127.0.0.1:{port}/postgres")).is_err()
-    );
+    assert!(PgConnection::establish(&format!("postgres://keyward@127.0.0.1:{port}/postgres")).is_err());
     Ok(())
 }
 

@@ -12,28 +12,12 @@ pub const BROWSER: &str = "__Host-keyward_browser";
 /// The try-it relying party's own state.
 pub const TRY_IT: &str = "__Host-keyward_try";
 
-pub fn build(
-    name: &'static str,
-    value: String,
-    max_age: Duration,
-    same_site: SameSite,
-) -> Cookie<'static> {
-    Cookie::build(name, value)
-        .path("/")
-        .secure(true)
-        .http_only(true)
-        .same_site(same_site)
-        .max_age(max_age)
-        .finish()
+pub fn build(name: &'static str, value: String, max_age: Duration, same_site: SameSite) -> Cookie<'static> {
+    Cookie::build(name, value).path("/").secure(true).http_only(true).same_site(same_site).max_age(max_age).finish()
 }
 
 pub fn session(value: String, lifetime_secs: i64) -> Cookie<'static> {
-    build(
-        SESSION,
-        value,
-        Duration::seconds(lifetime_secs),
-        SameSite::Lax,
-    )
+    build(SESSION, value, Duration::seconds(lifetime_secs), SameSite::Lax)
 }
 
 pub fn browser(value: String) -> Cookie<'static> {
@@ -47,9 +31,7 @@ pub fn removal(name: &'static str) -> Cookie<'static> {
 }
 
 pub fn get(req: &HttpRequest, name: &str) -> Option<String> {
-    req.cookie(name)
-        .map(|c| c.value().to_owned())
-        .filter(|v| !v.is_empty() && v.len() <= 1024)
+    req.cookie(name).map(|c| c.value().to_owned()).filter(|v| !v.is_empty() && v.len() <= 1024)
 }
 
 /// This browser's id, and the cookie to set when it is new.

@@ -16,11 +16,7 @@ pub fn token(key: &[u8; 32], browser_id: &str) -> String {
 
 /// True when the POST carries this browser's cookie and the matching token.
 pub fn check(req: &HttpRequest, key: &[u8; 32], presented: &str) -> bool {
-    if req
-        .headers()
-        .get("sec-fetch-site")
-        .is_some_and(|v| v == "cross-site")
-    {
+    if req.headers().get("sec-fetch-site").is_some_and(|v| v == "cross-site") {
         return false;
     }
     let Some(browser_id) = cookies::get(req, cookies::BROWSER) else {

@@ -12,12 +12,7 @@ use std::fmt;
 #[derive(Debug)]
 pub enum WebError {
     /// A page for a person.
-    Page {
-        status: StatusCode,
-        title: &'static str,
-        message: String,
-        hint: Option<&'static str>,
-    },
+    Page { status: StatusCode, title: &'static str, message: String, hint: Option<&'static str> },
     /// A JSON error for a client; `basic` adds the `WWW-Authenticate: Basic` challenge.
     OAuth { error: OAuthError, basic: bool },
     /// A failure behind a page.
@@ -27,25 +22,12 @@ pub enum WebError {
 }
 
 impl WebError {
-    pub fn page(
-        status: StatusCode,
-        title: &'static str,
-        message: impl Into<String>,
-        hint: Option<&'static str>,
-    ) -> WebError {
-        WebError::Page {
-            status,
-            title,
-            message: message.into(),
-            hint,
-        }
+    pub fn page(status: StatusCode, title: &'static str, message: impl Into<String>, hint: Option<&'static str>) -> WebError {
+        WebError::Page { status, title, message: message.into(), hint }
     }
 
     pub fn oauth(code: OAuthErrorCode, description: &str) -> WebError {
-        WebError::OAuth {
-            error: OAuthError::new(code, description),
-            basic: false,
-        }
+        WebError::OAuth { error: OAuthError::new(code, description), basic: false }
     }
 
     pub fn csrf() -> WebError {
@@ -81,34 +63,21 @@ impl ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
         match self {
             WebError::Page { status, .. } => *status,
-            WebError::OAuth { error, .. } => {
-                StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
-            }
-            WebError::PageInternal(e) | WebError::ApiInternal(e) if e.is_unavailable() => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            WebError::PageInternal(_) | WebError::ApiInternal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            WebError::OAuth { error, .. } => StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+            WebError::PageInternal(e) | WebError::ApiInternal(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::PageInternal(_) | WebError::ApiInternal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            WebError::Page {
-                status,
-                title,
-                message,
-                hint,
-            } => error_page(*status, title, message, *hint),
+            WebError::Page { status, title, message, hint } => error_page(*status, title, message, *hint),
             WebError::OAuth { error, basic } => {
                 let mut resp = oauth_json(error);
                 if *basic && error.code == OAuthErrorCode::InvalidClient {
                     resp.headers_mut().insert(
                         actix_web::http::header::WWW_AUTHENTICATE,
-                        actix_web::http::header::HeaderValue::from_static(
-                            "Basic realm=\"keyward\"",
-                        ),
+                        actix_web::http::header::HeaderValue::from_static("Basic realm=\"keyward\""),
                     );
                 }
                 resp
@@ -127,23 +96,14 @@ impl ResponseError for WebError {
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "Something went wrong",
                         "Something went wrong on our side.",
-                        Some(
-                            "Reload the page. If it keeps happening, go back to the app and start again.",
-                        ),
+                        Some("Reload the page. If it keeps happening, go back to the app and start again."),
                     )
                 }
             }
             WebError::ApiInternal(e) => {
                 tracing::error!(error = %e, "request failed");
-                let code = if e.is_unavailable() {
-                    OAuthErrorCode::TemporarilyUnavailable
-                } else {
-                    OAuthErrorCode::ServerError
-                };
-                oauth_json(&OAuthError::new(
-                    code,
-                    "the server could not complete the request",
-                ))
+                let code = if e.is_unavailable() { OAuthErrorCode::TemporarilyUnavailable } else { OAuthErrorCode::ServerError };
+                oauth_json(&OAuthError::new(code, "the server could not complete the request"))
             }
         }
     }

@@ -8,39 +8,21 @@ use tera::{Context, Tera};
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../../../ui/templates/base.html")),
-    (
-        "error.html",
-        include_str!("../../../ui/templates/error.html"),
-    ),
+    ("error.html", include_str!("../../../ui/templates/error.html")),
     ("home.html", include_str!("../../../ui/templates/home.html")),
-    (
-        "login_email.html",
-        include_str!("../../../ui/templates/login_email.html"),
-    ),
-    (
-        "login_code.html",
-        include_str!("../../../ui/templates/login_code.html"),
-    ),
-    (
-        "signed_in.html",
-        include_str!("../../../ui/templates/signed_in.html"),
-    ),
-    (
-        "try_index.html",
-        include_str!("../../../ui/templates/try_index.html"),
-    ),
-    (
-        "try_result.html",
-        include_str!("../../../ui/templates/try_result.html"),
-    ),
+    ("login_email.html", include_str!("../../../ui/templates/login_email.html")),
+    ("login_code.html", include_str!("../../../ui/templates/login_code.html")),
+    ("signed_in.html", include_str!("../../../ui/templates/signed_in.html")),
+    ("try_index.html", include_str!("../../../ui/templates/try_index.html")),
+    ("try_result.html", include_str!("../../../ui/templates/try_result.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../../ui/static/keyward.css");
+pub const LOGIN_SCRIPT: &str = include_str!("../../../ui/static/login.js");
 
 static TERA: LazyLock<Result<Tera, String>> = LazyLock::new(|| {
     let mut t = Tera::default();
-    t.add_raw_templates(TEMPLATES.iter().copied())
-        .map_err(|e| format!("{e:?}"))?;
+    t.add_raw_templates(TEMPLATES.iter().copied()).map_err(|e| format!("{e:?}"))?;
     Ok(t)
 });
 
@@ -49,9 +31,7 @@ pub struct Pages;
 
 impl Pages {
     pub fn new() -> Result<Pages, String> {
-        TERA.as_ref()
-            .map(|_| Pages)
-            .map_err(|e| format!("templates do not parse: {e}"))
+        TERA.as_ref().map(|_| Pages).map_err(|e| format!("templates do not parse: {e}"))
     }
 }
 
@@ -61,10 +41,9 @@ pub fn render(status: StatusCode, name: &str, ctx: &Context) -> HttpResponse {
         Err(e) => Err(tera::Error::msg(e.clone())),
     };
     match body {
-        Ok(html) => HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .insert_header(("Cache-Control", "no-store"))
-            .body(html),
+        Ok(html) => {
+            HttpResponse::build(status).content_type("text/html; charset=utf-8").insert_header(("Cache-Control", "no-store")).body(html)
+        }
         Err(e) => {
             tracing::error!(template = name, error = ?e, "template failed to render");
             HttpResponse::InternalServerError()
@@ -74,12 +53,17 @@ pub fn render(status: StatusCode, name: &str, ctx: &Context) -> HttpResponse {
     }
 }
 
-pub fn error_page(
-    status: StatusCode,
-    title: &str,
-    message: &str,
-    hint: Option<&str>,
-) -> HttpResponse {
+pub fn notice(title: &str, message: &str, hint: Option<&str>) -> HttpResponse {
+    let mut ctx = Context::new();
+    ctx.insert("title", title);
+    ctx.insert("message", message);
+    if let Some(h) = hint {
+        ctx.insert("hint", h);
+    }
+    render(StatusCode::OK, "notice.html", &ctx)
+}
+
+pub fn error_page(status: StatusCode, title: &str, message: &str, hint: Option<&str>) -> HttpResponse {
     let mut ctx = Context::new();
     ctx.insert("title", title);
     ctx.insert("message", message);
@@ -103,11 +87,7 @@ mod tests {
         ctx.insert("title", "<b>");
         ctx.insert("message", "m");
         ctx.insert("status", &400);
-        let html = TERA
-            .as_ref()
-            .expect("templates")
-            .render("error.html", &ctx)
-            .expect("renders");
+        let html = TERA.as_ref().expect("templates").render("error.html", &ctx).expect("renders");
         assert!(html.contains("&lt;b&gt;") && !html.contains("<b>"));
     }
 }

@@ -29,27 +29,14 @@ pub enum ClientsCommand {
 
 pub fn run(cmd: ClientsCommand) -> Result<(), ExitCode> {
     match cmd {
-        ClientsCommand::New {
-            id,
-            name,
-            redirect_uris,
-            public,
-        } => {
-            let uris = redirect_uris
-                .iter()
-                .map(|u| format!("{u:?}"))
-                .collect::<Vec<_>>()
-                .join(", ");
+        ClientsCommand::New { id, name, redirect_uris, public } => {
+            let uris = redirect_uris.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", ");
             let name = name.unwrap_or_else(|| id.clone());
             if public {
-                println!(
-                    "[[clients]]\nid = {id:?}\nname = {name:?}\ntype = \"public\"\nredirect_uris = [{uris}]"
-                );
+                println!("[[clients]]\nid = {id:?}\nname = {name:?}\ntype = \"public\"\nredirect_uris = [{uris}]");
             } else {
                 let secret = random_token(&mut rand::rng());
-                eprintln!(
-                    "Client secret (shown once; give it to the app, keep it out of the config):\n\n    {secret}\n"
-                );
+                eprintln!("Client secret (shown once; give it to the app, keep it out of the config):\n\n    {secret}\n");
                 eprintln!("Add this to the config file:\n");
                 println!(
                     "[[clients]]\nid = {id:?}\nname = {name:?}\nsecret_hashes = [{:?}]\nredirect_uris = [{uris}]",
@@ -66,9 +53,7 @@ pub fn run(cmd: ClientsCommand) -> Result<(), ExitCode> {
             })?;
             let secret = secret.trim_end_matches(['\r', '\n']);
             if secret.len() < 32 {
-                eprintln!(
-                    "warning: this secret is short; `keyward clients new` makes a 256-bit one"
-                );
+                eprintln!("warning: this secret is short; `keyward clients new` makes a 256-bit one");
             }
             println!("{}", hash_secret(secret));
             Ok(())

@@ -9,20 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "keyward",
-    version,
-    about = "Keyward: a passwordless OpenID Connect provider"
-)]
+#[command(name = "keyward", version, about = "Keyward: a passwordless OpenID Connect provider")]
 struct Cli {
     /// The config file.
-    #[arg(
-        long,
-        short,
-        global = true,
-        env = "KEYWARD_CONFIG",
-        default_value = "config/keyward.toml"
-    )]
+    #[arg(long, short, global = true, env = "KEYWARD_CONFIG", default_value = "config/keyward.toml")]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -54,9 +44,7 @@ enum ConfigCommand {
 
 /// `KEYWARD_*` variables, in a stable order.
 fn keyward_env() -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("KEYWARD_"))
-        .collect();
+    let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("KEYWARD_")).collect();
     env.sort();
     env
 }
@@ -73,14 +61,21 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => serve::serve(&cli.config),
         Command::Migrate => serve::migrate(&cli.config),
-        Command::Config {
-            command: ConfigCommand::Check { file },
-        } => {
+        Command::Config { command: ConfigCommand::Check { file } } => {
             let path = file.unwrap_or(cli.config);
             load_config(&path).map(|c| {
-                println!("{}: OK ({} client{}, issuer {})", path.display(), c.clients.len(), if c.clients.len() == 1 { "" } else { "s" }, c.issuer);
+                println!(
+                    "{}: OK ({} client{}, issuer {})",
+                    path.display(),
+                    c.clients.len(),
+                    if c.clients.len() == 1 { "" } else { "s" },
+                    c.issuer
+                );
                 if c.master_key.is_none() {
-                    println!("warning: no master key is configured; a development key in {} will be used", c.data_dir.join("master.key").display());
+                    println!(
+                        "warning: no master key is configured; a development key in {} will be used",
+                        c.data_dir.join("master.key").display()
+                    );
                 }
                 if matches!(c.mail, keyward_core::config::MailTransport::Dev { .. }) {
                     println!("warning: mail.transport = \"dev\": sign-in emails are written to a file, not sent");

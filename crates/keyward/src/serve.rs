@@ -22,9 +22,7 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("KEYWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     if std::env::var("KEYWARD_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
@@ -33,13 +31,9 @@ fn init_tracing() {
 }
 
 fn open_database(config: &Config) -> Result<Pool, ExitCode> {
-    let pool = keyward_store::connect(&config.database_url, config.pool_size)
-        .map_err(|e| fail("cannot open the database", e))?;
-    let mut conn = pool
-        .get()
-        .map_err(|e| fail("cannot connect to the database", e))?;
-    let applied = keyward_store::run_migrations(&mut conn)
-        .map_err(|e| fail("cannot migrate the database", e))?;
+    let pool = keyward_store::connect(&config.database_url, config.pool_size).map_err(|e| fail("cannot open the database", e))?;
+    let mut conn = pool.get().map_err(|e| fail("cannot connect to the database", e))?;
+    let applied = keyward_store::run_migrations(&mut conn).map_err(|e| fail("cannot migrate the database", e))?;
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");
     }
@@ -50,33 +44,17 @@ fn open_database(config: &Config) -> Result<Pool, ExitCode> {
 pub fn migrate(path: &Path) -> Result<(), ExitCode> {
     init_tracing();
     let config = load_config(path)?;
-    let pool = keyward_store::connect(&config.database_url, 1)
-        .map_err(|e| fail("cannot open the database", e))?;
-    let mut conn = pool
-        .get()
-        .map_err(|e| fail("cannot connect to the database", e))?;
-    let n = keyward_store::run_migrations(&mut conn)
-        .map_err(|e| fail("cannot migrate the database", e))?;
-    println!(
-        "{n} migration{} applied; the schema is current",
-        if n == 1 { "" } else { "s" }
-    );
+    let pool = keyward_store::connect(&config.database_url, 1).map_err(|e| fail("cannot open the database", e))?;
+    let mut conn = pool.get().map_err(|e| fail("cannot connect to the database", e))?;
+    let n = keyward_store::run_migrations(&mut conn).map_err(|e| fail("cannot migrate the database", e))?;
+    println!("{n} migration{} applied; the schema is current", if n == 1 { "" } else { "s" });
     Ok(())
 }
 
 fn mail_settings(config: &Config) -> TransportSettings {
     match &config.mail {
-        MailTransport::Dev { outbox } => TransportSettings::Dev {
-            outbox: outbox.clone(),
-        },
-        MailTransport::Smtp {
-            host,
-            port,
-            tls,
-            username,
-            password,
-            timeout_seconds,
-        } => TransportSettings::Smtp {
+        MailTransport::Dev { outbox } => TransportSettings::Dev { outbox: outbox.clone() },
+        MailTransport::Smtp { host, port, tls, username, password, timeout_seconds } => TransportSettings::Smtp {
             host: host.clone(),
             port: *port,
             tls: match tls {
@@ -95,8 +73,7 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
     let started = Instant::now();
     init_tracing();
     let config = Arc::new(load_config(path)?);
-    let (master, dev_key) = MasterKey::resolve(config.master_key.as_deref(), &config.data_dir)
-        .map_err(|e| fail("master key", e))?;
+    let (master, dev_key) = MasterKey::resolve(config.master_key.as_deref(), &config.data_dir).map_err(|e| fail("master key", e))?;
     if dev_key {
         tracing::warn!(
             path = %config.data_dir.join("master.key").display(),
@@ -108,19 +85,11 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
     }
     let pool = open_database(&config)?;
     let keys = {
-        let mut conn = pool
-            .get()
-            .map_err(|e| fail("cannot connect to the database", e))?;
+        let mut conn = pool.get().map_err(|e| fail("cannot connect to the database", e))?;
         KeySet::load_or_create(&mut conn, &master, keyward_core::Clock::unix(&SystemClock))
             .map_err(|e| fail("cannot load signing keys", e))?
     };
-    let kw = Arc::new(Keyward::new(
-        config.clone(),
-        pool,
-        Arc::new(keys),
-        Arc::new(SystemClock),
-        &master,
-    ));
+    let kw = Arc::new(Keyward::new(config.clone(), pool, Arc::new(keys), Arc::new(SystemClock), &master));
     actix_web::rt::System::new().block_on(async move {
         let mailer = Mailer::new(mail_settings(&config), &config.mail_from).map_err(|e| fail("mail settings", e))?;
         let state = web::Data::new(keyward_web::WebState::new(kw, mailer).map_err(|e| fail("web layer", e))?);

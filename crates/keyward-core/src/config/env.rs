@@ -9,10 +9,7 @@ use super::ConfigError;
 const NOT_OVERRIDES: &[&str] = &["KEYWARD_CONFIG", "KEYWARD_LOG", "KEYWARD_LOG_FORMAT"];
 
 /// Returns the dotted key path each variable set, for error messages.
-pub fn overlay(
-    table: &mut toml::Table,
-    env: &[(String, String)],
-) -> Result<Vec<(String, String)>, Vec<ConfigError>> {
+pub fn overlay(table: &mut toml::Table, env: &[(String, String)]) -> Result<Vec<(String, String)>, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut set = Vec::new();
     for (name, value) in env {
@@ -42,11 +39,7 @@ pub fn overlay(
             }),
         }
     }
-    if errors.is_empty() {
-        Ok(set)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(set) } else { Err(errors) }
 }
 
 /// Sets `path` to `value`, creating tables on the way; `Err` names a segment that is not a table.
@@ -57,10 +50,7 @@ fn set_path(table: &mut toml::Table, path: &[String], value: &str) -> Result<(),
             table.insert(last.clone(), toml::Value::String(value.to_owned()));
             Ok(())
         }
-        [first, rest @ ..] => match table
-            .entry(first.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-        {
+        [first, rest @ ..] => match table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
             toml::Value::Table(t) => set_path(t, rest, value),
             _ => Err(first.clone()),
         },

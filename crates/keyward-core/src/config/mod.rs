@@ -27,11 +27,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: `{}`: {}\n    fix: {}",
-            self.source, self.key, self.problem, self.fix
-        )
+        write!(f, "{}: `{}`: {}\n    fix: {}", self.source, self.key, self.problem, self.fix)
     }
 }
 
@@ -42,11 +38,7 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(
-            f,
-            "{n} problem{} in the configuration:",
-            if n == 1 { "" } else { "s" }
-        )?;
+        writeln!(f, "{n} problem{} in the configuration:", if n == 1 { "" } else { "s" })?;
         for e in &self.0 {
             writeln!(f, "  - {e}")?;
         }
@@ -73,7 +65,9 @@ pub enum SmtpTls {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailTransport {
     /// Log the message and append it to `outbox`: for trying Keyward out.
-    Dev { outbox: PathBuf },
+    Dev {
+        outbox: PathBuf,
+    },
     Smtp {
         host: String,
         port: u16,
@@ -104,8 +98,21 @@ pub struct Config {
     pub access_token_lifetime_seconds: i64,
     pub mail_from: String,
     pub mail: MailTransport,
+    pub limits: Limits,
     pub try_it_client: Option<String>,
     pub clients: HashMap<String, Arc<Client>>,
+}
+
+/// Abuse limits. The first four are counted in the database, so they hold across instances;
+/// the per-IP request rate is counted in each process (actix-governor) as a first line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub send_window_seconds: i64,
+    pub sends_per_address: i32,
+    pub sends_per_ip: i32,
+    pub code_tries_per_address_per_hour: i32,
+    pub sign_in_requests_per_ip_per_minute: u32,
+    pub sign_in_burst_per_ip: u32,
 }
 
 impl Config {
@@ -117,44 +124,34 @@ impl Config {
                 source: source.clone(),
                 key: "(file)".into(),
                 problem: format!("cannot read the file: {e}"),
-                fix: "check the path (pass it with --config or KEYWARD_CONFIG) and its permissions"
-                    .into(),
+                fix: "check the path (pass it with --config or KEYWARD_CONFIG) and its permissions".into(),
             }])
         })?;
         Self::from_toml(file, &text, env)
     }
 
-    pub fn from_toml(
-        file: &Path,
-        text: &str,
-        env: &[(String, String)],
-    ) -> Result<Config, ConfigErrors> {
+    pub fn from_toml(file: &Path, text: &str, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
         let source = file.display().to_string();
         let mut value: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             ConfigErrors(vec![ConfigError {
                 source: source.clone(),
                 key: line_of(text, e.span()),
                 problem: format!("not valid TOML: {}", e.message()),
-                fix:
-                    "correct the syntax at that line (strings need quotes, tables need [brackets])"
-                        .into(),
+                fix: "correct the syntax at that line (strings need quotes, tables need [brackets])".into(),
             }])
         })?;
         let from_env = env::overlay(&mut value, env).map_err(ConfigErrors)?;
-        let raw: raw::RawConfig = serde_path_to_error::deserialize(toml::Value::Table(value))
-            .map_err(|e| {
-                let key = e.path().to_string();
-                let inner = e.into_inner().to_string();
-                let mut err = shape_error(&source, key, inner);
-                // A key set by a variable is reported as that variable.
-                if let Some((_, var)) = from_env.iter().find(|(path, _)| {
-                    *path == err.key || path.starts_with(&format!("{}.", err.key))
-                }) {
-                    err.source = "environment".into();
-                    err.key = var.clone();
-                }
-                ConfigErrors(vec![err])
-            })?;
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(toml::Value::Table(value)).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let mut err = shape_error(&source, key, inner);
+            // A key set by a variable is reported as that variable.
+            if let Some((_, var)) = from_env.iter().find(|(path, _)| *path == err.key || path.starts_with(&format!("{}.", err.key))) {
+                err.source = "environment".into();
+                err.key = var.clone();
+            }
+            ConfigErrors(vec![err])
+        })?;
         validate(file, raw)
     }
 
@@ -170,20 +167,13 @@ impl Config {
 
 fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     match span {
-        Some(s) => format!(
-            "line {}",
-            text[..s.start.min(text.len())].lines().count().max(1)
-        ),
+        Some(s) => format!("line {}", text[..s.start.min(text.len())].lines().count().max(1)),
         None => "(file)".into(),
     }
 }
 
 fn shape_error(source: &str, key: String, message: String) -> ConfigError {
-    let key = if key == "." || key.is_empty() {
-        "(top level)".to_owned()
-    } else {
-        key
-    };
+    let key = if key == "." || key.is_empty() { "(top level)".to_owned() } else { key };
     let fix = if message.starts_with("unknown field") {
         "remove this key or correct its spelling (see config/keyward.toml for every key)".to_owned()
     } else if message.starts_with("missing field") {
@@ -191,12 +181,7 @@ fn shape_error(source: &str, key: String, message: String) -> ConfigError {
     } else {
         "give the key a value of the expected type".to_owned()
     };
-    ConfigError {
-        source: source.to_owned(),
-        key,
-        problem: message,
-        fix,
-    }
+    ConfigError { source: source.to_owned(), key, problem: message, fix }
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub mail: RawMail,
     #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
     pub try_it: RawTryIt,
     #[serde(default)]
     pub clients: Vec<RawClient>,
@@ -91,6 +93,23 @@ pub struct RawSmtp {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub send_window_minutes: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub sends_per_address: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub sends_per_ip: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub code_tries_per_address_per_hour: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub sign_in_requests_per_ip_per_minute: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub sign_in_burst_per_ip: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawTryIt {
     #[serde(default, deserialize_with = "lenient_bool")]
     pub enabled: Option<bool>,
@@ -133,9 +152,7 @@ fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error>
     match NumOrText::deserialize(d)? {
         NumOrText::Num(n) => Ok(Some(n)),
         NumOrText::Text(t) => {
-            t.trim().parse().map(Some).map_err(|_| {
-                serde::de::Error::custom(format!("expected a whole number, found {t:?}"))
-            })
+            t.trim().parse().map(Some).map_err(|_| serde::de::Error::custom(format!("expected a whole number, found {t:?}")))
         }
     }
 }
@@ -146,9 +163,7 @@ fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
         BoolOrText::Text(t) => match t.trim() {
             "true" | "1" | "yes" => Ok(Some(true)),
             "false" | "0" | "no" => Ok(Some(false)),
-            _ => Err(serde::de::Error::custom(format!(
-                "expected true or false, found {t:?}"
-            ))),
+            _ => Err(serde::de::Error::custom(format!("expected true or false, found {t:?}"))),
         },
     }
 }

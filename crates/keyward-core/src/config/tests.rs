@@ -20,10 +20,7 @@ client_id = "spa"
 "#;
 
 fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     Config::from_toml(Path::new("keyward.toml"), text, &env)
 }
 
@@ -45,10 +42,7 @@ fn a_good_config_loads_with_defaults() {
 
 #[test]
 fn unknown_keys_name_file_key_and_fix() {
-    let e = only_error(load(
-        &GOOD.replace("redirect_uris = [\"https", "redirect_urls = [\"https"),
-        &[],
-    ));
+    let e = only_error(load(&GOOD.replace("redirect_uris = [\"https", "redirect_urls = [\"https"), &[]));
     assert_eq!(e.source, "keyward.toml");
     assert_eq!(e.key, "clients[0].redirect_urls");
     assert!(e.problem.contains("unknown field"), "{}", e.problem);
@@ -57,33 +51,18 @@ fn unknown_keys_name_file_key_and_fix() {
 
 #[test]
 fn env_overrides_apply_and_are_named_in_errors() {
-    let c = load(
-        GOOD,
-        &[
-            ("KEYWARD_DATABASE__URL", "postgres://x@db/k"),
-            ("KEYWARD_LOGIN__CODE_LIFETIME_SECONDS", "120"),
-        ],
-    )
-    .expect("valid");
+    let c = load(GOOD, &[("KEYWARD_DATABASE__URL", "postgres://x@db/k"), ("KEYWARD_LOGIN__CODE_LIFETIME_SECONDS", "120")]).expect("valid");
     assert_eq!(c.database_url, "postgres://x@db/k");
     assert_eq!(c.code_lifetime_seconds, 120);
     let e = only_error(load(GOOD, &[("KEYWARD_DATABSE__URL", "x")]));
-    assert_eq!(
-        (e.source.as_str(), e.key.as_str()),
-        ("environment", "KEYWARD_DATABSE__URL")
-    );
-    let e = only_error(load(
-        GOOD,
-        &[("KEYWARD_LOGIN__CODE_LIFETIME_SECONDS", "ten")],
-    ));
+    assert_eq!((e.source.as_str(), e.key.as_str()), ("environment", "KEYWARD_DATABSE__URL"));
+    let e = only_error(load(GOOD, &[("KEYWARD_LOGIN__CODE_LIFETIME_SECONDS", "ten")]));
     assert_eq!(e.key, "KEYWARD_LOGIN__CODE_LIFETIME_SECONDS");
 }
 
 #[test]
 fn f9_bad_clients_fail_closed_with_every_error_listed() {
-    let text = GOOD
-        .replace("https://app.example/cb", "http://app.example/cb")
-        .replace("id = \"spa\"\ntype", "id = \"app\"\ntype");
+    let text = GOOD.replace("https://app.example/cb", "http://app.example/cb").replace("id = \"spa\"\ntype", "id = \"app\"\ntype");
     let errs = load(&text, &[]).expect_err("refused").0;
     let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
     assert!(keys.contains(&"clients[0].redirect_uris[0]"), "{keys:?}");
@@ -92,46 +71,22 @@ fn f9_bad_clients_fail_closed_with_every_error_listed() {
 
 #[test]
 fn b5_http_redirect_uris_only_on_loopback() {
-    let e = only_error(load(
-        &GOOD.replace("https://app.example/cb", "http://app.example/cb"),
-        &[],
-    ));
+    let e = only_error(load(&GOOD.replace("https://app.example/cb", "http://app.example/cb"), &[]));
     assert!(e.problem.contains("loopback"));
-    assert!(
-        load(
-            &GOOD.replace("https://app.example/cb", "http://127.0.0.1:9000/cb"),
-            &[]
-        )
-        .is_ok()
-    );
+    assert!(load(&GOOD.replace("https://app.example/cb", "http://127.0.0.1:9000/cb"), &[]).is_ok());
 }
 
 #[test]
 fn secrets_never_go_in_the_config() {
-    let e = only_error(load(
-        &GOOD.replace("xSx6HkD6Pq9OCC5Ed_PvvCHuKWT6n1DUDwdEVAs3Jr8", "hunter2"),
-        &[],
-    ));
+    let e = only_error(load(&GOOD.replace("xSx6HkD6Pq9OCC5Ed_PvvCHuKWT6n1DUDwdEVAs3Jr8", "hunter2"), &[]));
     assert_eq!(e.key, "clients[0].secret_hashes[0]");
 }
 
 #[test]
 fn http_issuer_only_on_loopback_and_code_lifetime_capped() {
-    let errs = load(
-        &GOOD.replace("http://localhost:8080\"\n", "http://id.example.com\"\n"),
-        &[],
-    )
-    .expect_err("refused")
-    .0;
-    assert!(
-        errs.iter()
-            .any(|e| e.key == "issuer" && e.problem.contains("localhost")),
-        "{errs:?}"
-    );
-    let e = only_error(load(
-        GOOD,
-        &[("KEYWARD_LOGIN__CODE_LIFETIME_SECONDS", "601")],
-    ));
+    let errs = load(&GOOD.replace("http://localhost:8080\"\n", "http://id.example.com\"\n"), &[]).expect_err("refused").0;
+    assert!(errs.iter().any(|e| e.key == "issuer" && e.problem.contains("localhost")), "{errs:?}");
+    let e = only_error(load(GOOD, &[("KEYWARD_LOGIN__CODE_LIFETIME_SECONDS", "601")]));
     assert_eq!(e.key, "login.code_lifetime_seconds");
 }
 

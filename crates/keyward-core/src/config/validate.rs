@@ -2,7 +2,7 @@
 //! and refuses what would be unsafe to run (CHECKLIST B5, F9).
 
 use super::raw::{RawClient, RawConfig};
-use super::{Config, ConfigError, ConfigErrors, MailTransport, SignupPolicy, SmtpTls};
+use super::{Config, ConfigError, ConfigErrors, Limits, MailTransport, SignupPolicy, SmtpTls};
 use crate::client::{Client, ClientKind, SigningAlg};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,30 +16,17 @@ struct Errors<'a> {
 
 impl Errors<'_> {
     fn add(&mut self, key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) {
-        self.list.push(ConfigError {
-            source: self.source.to_owned(),
-            key: key.into(),
-            problem: problem.into(),
-            fix: fix.into(),
-        });
+        self.list.push(ConfigError { source: self.source.to_owned(), key: key.into(), problem: problem.into(), fix: fix.into() });
     }
 }
 
 pub fn is_loopback_url(url: &str) -> bool {
-    Url::parse(url).is_ok_and(|u| {
-        matches!(
-            u.host_str(),
-            Some("localhost") | Some("127.0.0.1") | Some("[::1]")
-        )
-    })
+    Url::parse(url).is_ok_and(|u| matches!(u.host_str(), Some("localhost") | Some("127.0.0.1") | Some("[::1]")))
 }
 
 pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
     let source = file.display().to_string();
-    let mut e = Errors {
-        source: &source,
-        list: Vec::new(),
-    };
+    let mut e = Errors { source: &source, list: Vec::new() };
 
     let issuer = raw.issuer.trim_end_matches('/').to_owned();
     match Url::parse(&issuer) {
@@ -50,34 +37,24 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         ),
         Ok(u) => {
             if u.scheme() != "https" && !(u.scheme() == "http" && is_loopback_url(&issuer)) {
-                e.add("issuer", "plain http is only allowed for localhost", "use an https URL (terminate TLS in front of Keyward), or http://localhost:PORT for development");
-            }
-            if u.query().is_some() || u.fragment().is_some() {
                 e.add(
                     "issuer",
-                    "an issuer may not have a query or fragment (OIDC Discovery §3)",
-                    "remove everything after ? or #",
+                    "plain http is only allowed for localhost",
+                    "use an https URL (terminate TLS in front of Keyward), or http://localhost:PORT for development",
                 );
+            }
+            if u.query().is_some() || u.fragment().is_some() {
+                e.add("issuer", "an issuer may not have a query or fragment (OIDC Discovery §3)", "remove everything after ? or #");
             }
         }
     }
     let data_dir = PathBuf::from(raw.data_dir.unwrap_or_else(|| "data".into()));
     let listen = raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
     if listen.parse::<std::net::SocketAddr>().is_err() {
-        e.add(
-            "listen",
-            format!("{listen:?} is not an address:port"),
-            "write it like \"127.0.0.1:8080\" or \"0.0.0.0:8080\"",
-        );
+        e.add("listen", format!("{listen:?} is not an address:port"), "write it like \"127.0.0.1:8080\" or \"0.0.0.0:8080\"");
     }
-    let database_url = raw
-        .database
-        .url
-        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("keyward.db").display()));
-    if !(database_url.starts_with("sqlite://")
-        || database_url.starts_with("postgres://")
-        || database_url.starts_with("postgresql://"))
-    {
+    let database_url = raw.database.url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("keyward.db").display()));
+    if !(database_url.starts_with("sqlite://") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
         e.add(
             "database.url",
             "the URL must start with sqlite:// or postgres://",
@@ -86,31 +63,19 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
     }
     let pool_size = raw.database.pool_size.unwrap_or(8);
     if !(1..=256).contains(&pool_size) {
-        e.add(
-            "database.pool_size",
-            "must be between 1 and 256",
-            "8 suits most installations",
-        );
+        e.add("database.pool_size", "must be between 1 and 256", "8 suits most installations");
     }
 
     let master_key = match (raw.keys.master_key, raw.keys.master_key_file) {
         (Some(_), Some(_)) => {
-            e.add(
-                "keys.master_key_file",
-                "both master_key and master_key_file are set",
-                "keep one of them",
-            );
+            e.add("keys.master_key_file", "both master_key and master_key_file are set", "keep one of them");
             None
         }
         (Some(k), None) => Some(k),
         (None, Some(path)) => match std::fs::read_to_string(&path) {
             Ok(k) => Some(k.trim().to_owned()),
             Err(err) => {
-                e.add(
-                    "keys.master_key_file",
-                    format!("cannot read {path}: {err}"),
-                    "check the path and its permissions",
-                );
+                e.add("keys.master_key_file", format!("cannot read {path}: {err}"), "check the path and its permissions");
                 None
             }
         },
@@ -118,15 +83,9 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
     };
     if let Some(k) = &master_key {
         use base64::Engine;
-        let ok = base64::engine::general_purpose::STANDARD
-            .decode(k)
-            .is_ok_and(|b| b.len() == 32);
+        let ok = base64::engine::general_purpose::STANDARD.decode(k).is_ok_and(|b| b.len() == 32);
         if !ok {
-            e.add(
-                "keys.master_key",
-                "must be 32 random bytes in base64",
-                "generate one with `openssl rand -base64 32`",
-            );
+            e.add("keys.master_key", "must be 32 random bytes in base64", "generate one with `openssl rand -base64 32`");
         }
     }
 
@@ -135,20 +94,11 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         "invite_only" => SignupPolicy::InviteOnly,
         "allowed_domains" => SignupPolicy::AllowedDomains,
         other => {
-            e.add(
-                "login.signup",
-                format!("unknown policy {other:?}"),
-                "use \"open\", \"allowed_domains\" or \"invite_only\"",
-            );
+            e.add("login.signup", format!("unknown policy {other:?}"), "use \"open\", \"allowed_domains\" or \"invite_only\"");
             SignupPolicy::Open
         }
     };
-    let allowed_domains: Vec<String> = raw
-        .login
-        .allowed_domains
-        .iter()
-        .map(|d| d.trim().to_lowercase())
-        .collect();
+    let allowed_domains: Vec<String> = raw.login.allowed_domains.iter().map(|d| d.trim().to_lowercase()).collect();
     if signup == SignupPolicy::AllowedDomains && allowed_domains.is_empty() {
         e.add(
             "login.allowed_domains",
@@ -158,11 +108,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
     }
     let code_lifetime = raw.login.code_lifetime_seconds.unwrap_or(600);
     if !(1..=600).contains(&code_lifetime) {
-        e.add(
-            "login.code_lifetime_seconds",
-            "must be between 1 and 600 (NIST SP 800-63B: 10 minutes at most)",
-            "use 600",
-        );
+        e.add("login.code_lifetime_seconds", "must be between 1 and 600 (NIST SP 800-63B: 10 minutes at most)", "use 600");
     }
     let idle_minutes = raw.login.session_idle_minutes.unwrap_or(7 * 24 * 60);
     let lifetime_hours = raw.login.session_lifetime_hours.unwrap_or(30 * 24);
@@ -175,34 +121,46 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
     }
     let id_token_lifetime = raw.tokens.id_token_lifetime_seconds.unwrap_or(3600);
     let access_token_lifetime = raw.tokens.access_token_lifetime_seconds.unwrap_or(600);
-    for (key, v) in [
-        ("tokens.id_token_lifetime_seconds", id_token_lifetime),
-        (
-            "tokens.access_token_lifetime_seconds",
-            access_token_lifetime,
-        ),
-    ] {
+    for (key, v) in
+        [("tokens.id_token_lifetime_seconds", id_token_lifetime), ("tokens.access_token_lifetime_seconds", access_token_lifetime)]
+    {
         if !(30..=86_400).contains(&v) {
-            e.add(
-                key,
-                "must be between 30 and 86400 seconds",
-                "short lifetimes are safer: 600 for access tokens, 3600 for ID tokens",
-            );
+            e.add(key, "must be between 30 and 86400 seconds", "short lifetimes are safer: 600 for access tokens, 3600 for ID tokens");
         }
     }
 
-    let mail_from = raw
-        .mail
-        .from
-        .unwrap_or_else(|| "Keyward <no-reply@localhost>".into());
+    let l = &raw.limits;
+    let limits = Limits {
+        send_window_seconds: l.send_window_minutes.unwrap_or(15) as i64 * 60,
+        sends_per_address: l.sends_per_address.unwrap_or(5).min(10_000) as i32,
+        sends_per_ip: l.sends_per_ip.unwrap_or(30).min(1_000_000) as i32,
+        code_tries_per_address_per_hour: l.code_tries_per_address_per_hour.unwrap_or(25).min(10_000) as i32,
+        sign_in_requests_per_ip_per_minute: l.sign_in_requests_per_ip_per_minute.unwrap_or(60).min(1_000_000) as u32,
+        sign_in_burst_per_ip: l.sign_in_burst_per_ip.unwrap_or(30).min(1_000_000) as u32,
+    };
+    for (key, v) in [
+        ("limits.send_window_minutes", l.send_window_minutes),
+        ("limits.sends_per_address", l.sends_per_address),
+        ("limits.sends_per_ip", l.sends_per_ip),
+        ("limits.code_tries_per_address_per_hour", l.code_tries_per_address_per_hour),
+        ("limits.sign_in_requests_per_ip_per_minute", l.sign_in_requests_per_ip_per_minute),
+        ("limits.sign_in_burst_per_ip", l.sign_in_burst_per_ip),
+    ] {
+        if v == Some(0) {
+            e.add(key, "a limit of 0 would lock everyone out", "use a positive number, or leave the key out for the default");
+        }
+    }
+    if limits.code_tries_per_address_per_hour > 100 {
+        e.add(
+            "limits.code_tries_per_address_per_hour",
+            "more than 100 failures per account is too many (NIST SP 800-63B §5.2.2)",
+            "use 100 or less",
+        );
+    }
+
+    let mail_from = raw.mail.from.unwrap_or_else(|| "Keyward <no-reply@localhost>".into());
     let mail = match raw.mail.transport.as_deref().unwrap_or("dev") {
-        "dev" => MailTransport::Dev {
-            outbox: raw
-                .mail
-                .outbox
-                .map(PathBuf::from)
-                .unwrap_or_else(|| data_dir.join("outbox.log")),
-        },
+        "dev" => MailTransport::Dev { outbox: raw.mail.outbox.map(PathBuf::from).unwrap_or_else(|| data_dir.join("outbox.log")) },
         "smtp" => smtp(&mut e, raw.mail.smtp),
         other => {
             e.add(
@@ -210,9 +168,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
                 format!("unknown transport {other:?}"),
                 "use \"smtp\" in production or \"dev\" to write mail to the outbox file",
             );
-            MailTransport::Dev {
-                outbox: data_dir.join("outbox.log"),
-            }
+            MailTransport::Dev { outbox: data_dir.join("outbox.log") }
         }
     };
 
@@ -221,11 +177,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
     for (i, rc) in raw.clients.into_iter().enumerate() {
         let key = format!("clients[{i}]");
         if !seen_ids.insert(rc.id.clone()) {
-            e.add(
-                format!("{key}.id"),
-                format!("client id {:?} is registered twice", rc.id),
-                "give every client a unique id",
-            );
+            e.add(format!("{key}.id"), format!("client id {:?} is registered twice", rc.id), "give every client a unique id");
             continue;
         }
         if let Some(c) = client(&mut e, &key, rc) {
@@ -279,6 +231,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         access_token_lifetime_seconds: access_token_lifetime as i64,
         mail_from,
         mail,
+        limits,
         try_it_client,
         clients,
     })
@@ -300,11 +253,7 @@ fn smtp(e: &mut Errors<'_>, s: super::raw::RawSmtp) -> MailTransport {
     };
     let host = s.host.unwrap_or_default();
     if host.is_empty() {
-        e.add(
-            "mail.smtp.host",
-            "transport = \"smtp\" needs a host",
-            "set host = \"smtp.example.com\"",
-        );
+        e.add("mail.smtp.host", "transport = \"smtp\" needs a host", "set host = \"smtp.example.com\"");
     }
     let default_port = match tls {
         SmtpTls::Tls => 465,
@@ -313,66 +262,33 @@ fn smtp(e: &mut Errors<'_>, s: super::raw::RawSmtp) -> MailTransport {
     };
     let port = s.port.unwrap_or(default_port);
     if !(1..=65535).contains(&port) {
-        e.add(
-            "mail.smtp.port",
-            "must be between 1 and 65535",
-            format!("use {default_port}"),
-        );
+        e.add("mail.smtp.port", "must be between 1 and 65535", format!("use {default_port}"));
     }
     let password = match (s.password, s.password_file) {
         (Some(p), None) => Some(p),
         (None, Some(path)) => match std::fs::read_to_string(&path) {
             Ok(p) => Some(p.trim_end_matches(['\r', '\n']).to_owned()),
             Err(err) => {
-                e.add(
-                    "mail.smtp.password_file",
-                    format!("cannot read {path}: {err}"),
-                    "check the path and its permissions",
-                );
+                e.add("mail.smtp.password_file", format!("cannot read {path}: {err}"), "check the path and its permissions");
                 None
             }
         },
         (Some(_), Some(_)) => {
-            e.add(
-                "mail.smtp.password_file",
-                "both password and password_file are set",
-                "keep one of them",
-            );
+            e.add("mail.smtp.password_file", "both password and password_file are set", "keep one of them");
             None
         }
         (None, None) => None,
     };
     if s.username.is_some() != password.is_some() {
-        e.add(
-            "mail.smtp.username",
-            "username and password go together",
-            "set both, or neither for an unauthenticated relay",
-        );
+        e.add("mail.smtp.username", "username and password go together", "set both, or neither for an unauthenticated relay");
     }
-    MailTransport::Smtp {
-        host,
-        port: port as u16,
-        tls,
-        username: s.username,
-        password,
-        timeout_seconds: s.timeout_seconds.unwrap_or(10),
-    }
+    MailTransport::Smtp { host, port: port as u16, tls, username: s.username, password, timeout_seconds: s.timeout_seconds.unwrap_or(10) }
 }
 
 fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
     let before = e.list.len();
-    if rc.id.is_empty()
-        || rc.id.len() > 128
-        || !rc
-            .id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        e.add(
-            format!("{key}.id"),
-            format!("{:?} is not a usable client id", rc.id),
-            "use 1–128 letters, digits, '-', '_' or '.'",
-        );
+    if rc.id.is_empty() || rc.id.len() > 128 || !rc.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        e.add(format!("{key}.id"), format!("{:?} is not a usable client id", rc.id), "use 1–128 letters, digits, '-', '_' or '.'");
     }
     let public = match rc.kind.as_deref().unwrap_or("confidential") {
         "confidential" => false,
@@ -388,11 +304,7 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
     };
     let kind = if public {
         if !rc.secret_hashes.is_empty() {
-            e.add(
-                format!("{key}.secret_hashes"),
-                "a public client has no secret",
-                "remove secret_hashes, or make the client confidential",
-            );
+            e.add(format!("{key}.secret_hashes"), "a public client has no secret", "remove secret_hashes, or make the client confidential");
         }
         ClientKind::Public
     } else {
@@ -404,24 +316,18 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
             );
         }
         for (j, h) in rc.secret_hashes.iter().enumerate() {
-            if h.len() != 43
-                || !h
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                e.add(format!("{key}.secret_hashes[{j}]"), "not a SHA-256 hash in base64url (43 characters); secrets themselves never go in the config", "run `keyward clients hash-secret` with the secret, or `keyward clients new` for a fresh one");
+            if h.len() != 43 || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                e.add(
+                    format!("{key}.secret_hashes[{j}]"),
+                    "not a SHA-256 hash in base64url (43 characters); secrets themselves never go in the config",
+                    "run `keyward clients hash-secret` with the secret, or `keyward clients new` for a fresh one",
+                );
             }
         }
-        ClientKind::Confidential {
-            secret_hashes: rc.secret_hashes,
-        }
+        ClientKind::Confidential { secret_hashes: rc.secret_hashes }
     };
     if rc.redirect_uris.is_empty() {
-        e.add(
-            format!("{key}.redirect_uris"),
-            "no redirect URI is registered",
-            "list the exact URIs the app receives codes on",
-        );
+        e.add(format!("{key}.redirect_uris"), "no redirect URI is registered", "list the exact URIs the app receives codes on");
     }
     for (j, uri) in rc.redirect_uris.iter().enumerate() {
         if let Some((problem, fix)) = redirect_uri_problem(uri, public) {
@@ -441,11 +347,7 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
     };
     let require_pkce = rc.require_pkce.unwrap_or(true);
     if public && !require_pkce {
-        e.add(
-            format!("{key}.require_pkce"),
-            "public clients must use PKCE",
-            "remove require_pkce = false",
-        );
+        e.add(format!("{key}.require_pkce"), "public clients must use PKCE", "remove require_pkce = false");
     }
     (e.list.len() == before).then(|| Client {
         name: rc.name.unwrap_or_else(|| rc.id.clone()),
@@ -462,16 +364,10 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
 /// public clients) private-use schemes (RFC 8252 §7.1).
 fn redirect_uri_problem(uri: &str, public: bool) -> Option<(String, String)> {
     let Ok(u) = Url::parse(uri) else {
-        return Some((
-            format!("{uri:?} is not an absolute URL"),
-            "write the full URI, e.g. \"https://app.example.com/callback\"".into(),
-        ));
+        return Some((format!("{uri:?} is not an absolute URL"), "write the full URI, e.g. \"https://app.example.com/callback\"".into()));
     };
     if u.fragment().is_some() {
-        return Some((
-            "a redirect URI may not have a #fragment (RFC 6749 §3.1.2)".into(),
-            "remove the fragment".into(),
-        ));
+        return Some(("a redirect URI may not have a #fragment (RFC 6749 §3.1.2)".into(), "remove the fragment".into()));
     }
     match u.scheme() {
         "https" => None,
@@ -483,8 +379,7 @@ fn redirect_uri_problem(uri: &str, public: bool) -> Option<(String, String)> {
         s if public && s.contains('.') => None,
         _ => Some((
             format!("scheme {:?} is not allowed", u.scheme()),
-            "use https; native apps may use a reverse-domain scheme like com.example.app:/cb"
-                .into(),
+            "use https; native apps may use a reverse-domain scheme like com.example.app:/cb".into(),
         )),
     }
 }

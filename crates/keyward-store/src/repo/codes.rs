@@ -7,10 +7,7 @@ use crate::schema::{authorization_codes as ac, users as u};
 use diesel::prelude::*;
 
 pub fn insert(conn: &mut DbConnection, row: &AuthorizationCode) -> QueryResult<()> {
-    diesel::insert_into(ac::table)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(ac::table).values(row).execute(conn).map(|_| ())
 }
 
 pub enum Redemption {
@@ -25,11 +22,7 @@ pub enum Redemption {
 /// Consumes the code with the given hash. Exactly one of two concurrent calls redeems it.
 pub fn redeem(conn: &mut DbConnection, code_hash: &str, now: i64) -> QueryResult<Redemption> {
     let won = diesel::update(
-        ac::table
-            .find(code_hash)
-            .filter(ac::consumed_at.is_null())
-            .filter(ac::revoked_at.is_null())
-            .filter(ac::expires_at.gt(now)),
+        ac::table.find(code_hash).filter(ac::consumed_at.is_null()).filter(ac::revoked_at.is_null()).filter(ac::expires_at.gt(now)),
     )
     .set(ac::consumed_at.eq(now))
     .execute(conn)?;
@@ -42,9 +35,7 @@ pub fn redeem(conn: &mut DbConnection, code_hash: &str, now: i64) -> QueryResult
     Ok(match row {
         Some((code, user)) if won == 1 => Redemption::Redeemed(Box::new(code), Box::new(user)),
         Some((code, _)) if code.consumed_at.is_some() => {
-            diesel::update(ac::table.find(code_hash))
-                .set(ac::revoked_at.eq(now))
-                .execute(conn)?;
+            diesel::update(ac::table.find(code_hash)).set(ac::revoked_at.eq(now)).execute(conn)?;
             Redemption::Replayed
         }
         _ => Redemption::Invalid,

@@ -15,8 +15,5 @@ pub fn active(conn: &mut DbConnection) -> QueryResult<Vec<SigningKeyRow>> {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &SigningKeyRow) -> QueryResult<()> {
-    diesel::insert_into(dsl::signing_keys)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(dsl::signing_keys).values(row).execute(conn).map(|_| ())
 }

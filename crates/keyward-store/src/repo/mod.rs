@@ -5,5 +5,6 @@
 pub mod attempts;
 pub mod codes;
 pub mod keys;
+pub mod limits;
 pub mod sessions;
 pub mod users;

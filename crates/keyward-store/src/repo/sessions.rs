@@ -6,20 +6,12 @@ use crate::schema::{sessions as s, users as u};
 use diesel::prelude::*;
 
 pub fn insert(conn: &mut DbConnection, row: &Session) -> QueryResult<()> {
-    diesel::insert_into(s::table)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(s::table).values(row).execute(conn).map(|_| ())
 }
 
 /// A live session and its (enabled) user: not revoked, within its absolute lifetime and
 /// seen within `idle_secs`.
-pub fn find_live(
-    conn: &mut DbConnection,
-    id_hash: &str,
-    now: i64,
-    idle_secs: i64,
-) -> QueryResult<Option<(Session, User)>> {
+pub fn find_live(conn: &mut DbConnection, id_hash: &str, now: i64, idle_secs: i64) -> QueryResult<Option<(Session, User)>> {
     s::table
         .inner_join(u::table)
         .filter(s::id_hash.eq(id_hash))
@@ -34,8 +26,5 @@ pub fn find_live(
 
 /// Records activity (at most once a minute, to spare writes on hot paths).
 pub fn touch(conn: &mut DbConnection, id_hash: &str, now: i64) -> QueryResult<()> {
-    diesel::update(s::table.find(id_hash).filter(s::last_seen_at.lt(now - 60)))
-        .set(s::last_seen_at.eq(now))
-        .execute(conn)
-        .map(|_| ())
+    diesel::update(s::table.find(id_hash).filter(s::last_seen_at.lt(now - 60))).set(s::last_seen_at.eq(now)).execute(conn).map(|_| ())
 }

@@ -6,31 +6,17 @@ use crate::schema::users::dsl;
 use diesel::prelude::*;
 
 pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<User>> {
-    dsl::users
-        .filter(dsl::email.eq(email))
-        .select(User::as_select())
-        .first(conn)
-        .optional()
+    dsl::users.filter(dsl::email.eq(email)).select(User::as_select()).first(conn).optional()
 }
 
 pub fn find_by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<User>> {
-    dsl::users
-        .find(id)
-        .select(User::as_select())
-        .first(conn)
-        .optional()
+    dsl::users.find(id).select(User::as_select()).first(conn).optional()
 }
 
 pub fn insert(conn: &mut DbConnection, user: &User) -> QueryResult<()> {
-    diesel::insert_into(dsl::users)
-        .values(user)
-        .execute(conn)
-        .map(|_| ())
+    diesel::insert_into(dsl::users).values(user).execute(conn).map(|_| ())
 }
 
 pub fn mark_email_verified(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
-    diesel::update(dsl::users.find(id))
-        .set(dsl::email_verified.eq(true))
-        .execute(conn)
-        .map(|_| ())
+    diesel::update(dsl::users.find(id)).set(dsl::email_verified.eq(true)).execute(conn).map(|_| ())
 }

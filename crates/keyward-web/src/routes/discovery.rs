@@ -26,10 +26,7 @@ pub async fn preflight() -> HttpResponse {
     HttpResponse::NoContent()
         .insert_header(("Access-Control-Allow-Origin", "*"))
         .insert_header(("Access-Control-Allow-Methods", "GET, POST"))
-        .insert_header((
-            "Access-Control-Allow-Headers",
-            "Authorization, Content-Type",
-        ))
+        .insert_header(("Access-Control-Allow-Headers", "Authorization, Content-Type"))
         .insert_header(("Access-Control-Max-Age", "86400"))
         .finish()
 }

@@ -14,12 +14,10 @@ pub async fn readyz(state: State) -> HttpResponse {
     let ready = blocking(move || Ok(keyward_store::migrations_current(&mut *kw.conn()?)?)).await;
     match ready {
         Ok(true) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
-        Ok(false) => HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({ "status": "migrations pending" })),
+        Ok(false) => HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "migrations pending" })),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            HttpResponse::ServiceUnavailable()
-                .json(serde_json::json!({ "status": "database unavailable" }))
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "database unavailable" }))
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The landing page, the stylesheet and the not-found page.
 
 use super::State;
-use crate::pages::{STYLESHEET, error_page, render};
+use crate::pages::{LOGIN_SCRIPT, STYLESHEET, error_page, render};
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
@@ -13,10 +13,14 @@ pub async fn home(state: State) -> HttpResponse {
 }
 
 pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/css; charset=utf-8").insert_header(("Cache-Control", "public, max-age=3600")).body(STYLESHEET)
+}
+
+pub async fn login_script() -> HttpResponse {
     HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
+        .content_type("text/javascript; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(STYLESHEET)
+        .body(LOGIN_SCRIPT)
 }
 
 pub async fn not_found() -> HttpResponse {

@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use keyward_core::email::Email;
 use keyward_mail::SignInCodeMail;
-use keyward_service::login::{CodeMail, CodeRejected};
+use keyward_service::login::{CodeMail, CodeRejected, CodeRequest, SignedIn};
 use tera::Context;
 
 fn attempt_gone() -> WebError {
@@ -24,10 +24,7 @@ fn attempt_gone() -> WebError {
 }
 
 fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header(("Location", location))
-        .insert_header(("Cache-Control", "no-store"))
-        .finish()
+    HttpResponse::SeeOther().insert_header(("Location", location)).insert_header(("Cache-Control", "no-store")).finish()
 }
 
 fn base_context(state: &State, req: &HttpRequest, attempt: &str, client_id: &str) -> Context {
@@ -35,17 +32,9 @@ fn base_context(state: &State, req: &HttpRequest, attempt: &str, client_id: &str
     let browser_id = cookies::get(req, cookies::BROWSER).unwrap_or_default();
     ctx.insert("csrf", &csrf::token(&state.kw.csrf_key, &browser_id));
     ctx.insert("attempt", attempt);
-    let name = state
-        .kw
-        .config
-        .client(client_id)
-        .map(|c| c.name.as_str())
-        .unwrap_or("the app");
+    let name = state.kw.config.client(client_id).map(|c| c.name.as_str()).unwrap_or("the app");
     ctx.insert("client_name", name);
-    ctx.insert(
-        "minutes",
-        &(state.kw.config.code_lifetime_seconds as f64 / 60.0).ceil(),
-    );
+    ctx.insert("minutes", &(state.kw.config.code_lifetime_seconds as f64 / 60.0).ceil());
     ctx
 }
 
@@ -55,11 +44,7 @@ pub struct AttemptQuery {
 }
 
 /// GET /login?attempt=…: the email form.
-pub async fn login_page(
-    req: HttpRequest,
-    state: State,
-    q: web::Query<AttemptQuery>,
-) -> Result<HttpResponse, WebError> {
+pub async fn login_page(req: HttpRequest, state: State, q: web::Query<AttemptQuery>) -> Result<HttpResponse, WebError> {
     let Some(attempt) = q.into_inner().attempt else {
         return Err(WebError::page(
             StatusCode::BAD_REQUEST,
@@ -71,27 +56,16 @@ pub async fn login_page(
     let browser_id = cookies::get(&req, cookies::BROWSER).ok_or_else(attempt_gone)?;
     let kw = state.kw.clone();
     let a = attempt.clone();
-    let request = blocking(move || kw.find_attempt(&a, &browser_id))
-        .await
-        .map_err(WebError::PageInternal)?
-        .ok_or_else(attempt_gone)?;
+    let request = blocking(move || kw.find_attempt(&a, &browser_id)).await.map_err(WebError::PageInternal)?.ok_or_else(attempt_gone)?;
     let mut ctx = base_context(&state, &req, &attempt, &request.client_id);
-    if let Some(hint) = request
-        .login_hint
-        .as_deref()
-        .and_then(|h| Email::parse(h).ok())
-    {
+    if let Some(hint) = request.login_hint.as_deref().and_then(|h| Email::parse(h).ok()) {
         ctx.insert("email", hint.as_str());
     }
     Ok(render(StatusCode::OK, "login_email.html", &ctx))
 }
 
 /// POST /login/email: send a code, then show the code form.
-pub async fn submit_email(
-    req: HttpRequest,
-    state: State,
-    body: web::Bytes,
-) -> Result<HttpResponse, WebError> {
+pub async fn submit_email(req: HttpRequest, state: State, body: web::Bytes) -> Result<HttpResponse, WebError> {
     let form = parse_form(&body).unwrap_or_default();
     if !csrf::check(&req, &state.kw.csrf_key, param(&form, "csrf").unwrap_or("")) {
         return Err(WebError::csrf());
@@ -104,73 +78,101 @@ pub async fn submit_email(
         Err(problem) => {
             let kw = state.kw.clone();
             let (a, b) = (attempt.clone(), browser_id.clone());
-            let request = blocking(move || kw.find_attempt(&a, &b))
-                .await
-                .map_err(WebError::PageInternal)?
-                .ok_or_else(attempt_gone)?;
+            let request = blocking(move || kw.find_attempt(&a, &b)).await.map_err(WebError::PageInternal)?.ok_or_else(attempt_gone)?;
             let mut ctx = base_context(&state, &req, &attempt, &request.client_id);
             ctx.insert("email", &typed);
             ctx.insert("error", &problem.to_string());
-            return Ok(render(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "login_email.html",
-                &ctx,
-            ));
+            return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, "login_email.html", &ctx));
         }
     };
+    let from = super::requested_from(&req);
     let kw = state.kw.clone();
     let a = attempt.clone();
-    let outcome = blocking(move || kw.request_email_code(&a, &browser_id, &email))
-        .await
-        .map_err(WebError::PageInternal)?;
+    let outcome = blocking(move || kw.request_email_code(&a, &browser_id, &email, &from)).await.map_err(WebError::PageInternal)?;
     match outcome {
-        Err(_) => Err(attempt_gone()),
-        Ok(mail) => {
-            if let Some(mail) = mail {
-                send_code_mail(&state, mail);
-            }
+        CodeRequest::AttemptGone => Err(attempt_gone()),
+        CodeRequest::Limited { retry_after } => Ok(too_many(retry_after, "You've asked for several sign-in emails in a short time.")),
+        CodeRequest::Send(mail) => {
+            send_code_mail(&state, mail);
             Ok(see_other(&format!("/login/code?attempt={attempt}")))
         }
+        CodeRequest::Suppressed => Ok(see_other(&format!("/login/code?attempt={attempt}"))),
     }
 }
 
-/// Sends off the request path, so known and unknown addresses answer alike in time too.
+/// 429 with `Retry-After` and a page saying when to try again.
+pub fn too_many(retry_after: i64, what: &str) -> HttpResponse {
+    let minutes = (retry_after + 59) / 60;
+    let when = if minutes <= 1 { "in a minute".to_owned() } else { format!("in {minutes} minutes") };
+    let mut resp = crate::pages::error_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Please wait a moment",
+        &format!("{what} To protect your account, please try again {when}."),
+        Some("If an earlier email arrived, you can still use its code or link."),
+    );
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string()) {
+        resp.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// Sends off the request path, so every address answers alike in time too. Transient
+/// failures are retried with backoff; the outcome is recorded, and a failed email's code
+/// and link are withdrawn (the code page then says so).
 fn send_code_mail(state: &State, mail: CodeMail) {
     let state = state.clone();
     actix_web::rt::spawn(async move {
-        let now = time::OffsetDateTime::now_utc();
-        let when = now
-            .format(&time::macros::format_description!(
-                "[day] [month repr:short] [year] [hour]:[minute] UTC"
-            ))
-            .unwrap_or_default();
-        let minutes = (state.kw.config.code_lifetime_seconds as u32).div_ceil(60);
+        let kw = state.kw.clone();
+        let when = super::human_time(kw.now());
+        let minutes = (kw.config.code_lifetime_seconds as u32).div_ceil(60);
+        let link = format!("{}/login/link?token={}", kw.config.issuer, mail.link_token);
         let content = SignInCodeMail {
             app_name: &mail.app_name,
             code: &mail.code_display,
             minutes_valid: minutes,
             requested_at: &when,
-            issuer: &state.kw.config.issuer,
+            issuer: &kw.config.issuer,
+            link: &link,
+            requested_from: &mail.requested_from,
         };
-        let outgoing = match state.mail_templates.sign_in_code(&mail.to, &content) {
-            Ok(m) => m,
-            Err(e) => return tracing::error!(error = %e, "cannot render the sign-in email"),
-        };
-        match state.mailer.send(&outgoing).await {
-            Ok(()) => tracing::info!("sign-in code email sent"),
+        let delivered = match state.mail_templates.sign_in_code(&mail.to, &content) {
+            Ok(outgoing) => send_with_retries(&state, &outgoing).await,
             Err(e) => {
-                tracing::error!(error = %e, transient = e.is_transient(), "sign-in code email failed")
+                tracing::error!(error = %e, "cannot render the sign-in email");
+                false
             }
+        };
+        let id = mail.challenge_id;
+        if let Err(e) = blocking(move || kw.record_delivery(&id, delivered)).await {
+            tracing::error!(error = %e, "cannot record the email's delivery");
         }
     });
 }
 
+async fn send_with_retries(state: &State, outgoing: &keyward_mail::OutgoingMail) -> bool {
+    let mut delay = std::time::Duration::from_millis(500);
+    for attempt in 1..=3 {
+        match state.mailer.send(outgoing).await {
+            Ok(()) => {
+                tracing::info!(attempt, "sign-in email sent");
+                return true;
+            }
+            Err(e) if e.is_transient() && attempt < 3 => {
+                tracing::warn!(error = %e, attempt, "sign-in email failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, transient = e.is_transient(), "sign-in email failed");
+                return false;
+            }
+        }
+    }
+    false
+}
+
 /// GET /login/code?attempt=…: the code form.
-pub async fn code_page(
-    req: HttpRequest,
-    state: State,
-    q: web::Query<AttemptQuery>,
-) -> Result<HttpResponse, WebError> {
+pub async fn code_page(req: HttpRequest, state: State, q: web::Query<AttemptQuery>) -> Result<HttpResponse, WebError> {
     let attempt = q.into_inner().attempt.unwrap_or_default();
     code_form(&req, &state, &attempt, None, StatusCode::OK).await
 }
@@ -185,30 +187,30 @@ async fn code_form(
     let browser_id = cookies::get(req, cookies::BROWSER).ok_or_else(attempt_gone)?;
     let kw = state.kw.clone();
     let (a, b) = (attempt.to_owned(), browser_id);
-    let found = blocking(move || {
-        let request = kw.find_attempt(&a, &b)?;
-        let email = kw.pending_code_email(&a, &b)?;
-        Ok(request.zip(email))
-    })
-    .await
-    .map_err(WebError::PageInternal)?;
-    let Some((request, email)) = found else {
+    let view = blocking(move || kw.attempt_view(&a, &b)).await.map_err(WebError::PageInternal)?;
+    let Some(view) = view else { return Err(attempt_gone()) };
+    let Some(email) = view.email else {
         return Ok(see_other(&format!("/login?attempt={attempt}")));
     };
-    let mut ctx = base_context(state, req, attempt, &request.client_id);
+    let mut ctx = base_context(state, req, attempt, &view.request.client_id);
     ctx.insert("email", &email);
-    if let Some(e) = error {
-        ctx.insert("error", e);
+    let failed = view.delivery.as_deref() == Some("failed");
+    match (error, failed) {
+        (Some(e), _) => ctx.insert("error", e),
+        (None, true) => ctx.insert("error", MAIL_FAILED),
+        (None, false) => {}
+    }
+    if !failed {
+        ctx.insert("approval_number", &view.approval_number);
     }
     Ok(render(status, "login_code.html", &ctx))
 }
 
+const MAIL_FAILED: &str =
+    "We couldn't send the email. Check the address, then send a new code. If it keeps failing, try again in a few minutes.";
+
 /// POST /login/code: check the code; on success set a new session cookie and go back to the app.
-pub async fn submit_code(
-    req: HttpRequest,
-    state: State,
-    body: web::Bytes,
-) -> Result<HttpResponse, WebError> {
+pub async fn submit_code(req: HttpRequest, state: State, body: web::Bytes) -> Result<HttpResponse, WebError> {
     let form = parse_form(&body).unwrap_or_default();
     if !csrf::check(&req, &state.kw.csrf_key, param(&form, "csrf").unwrap_or("")) {
         return Err(WebError::csrf());
@@ -218,46 +220,27 @@ pub async fn submit_code(
     let code = param(&form, "code").unwrap_or("").to_owned();
     let kw = state.kw.clone();
     let a = attempt.clone();
-    let outcome = blocking(move || kw.verify_email_code(&a, &browser_id, &code))
-        .await
-        .map_err(WebError::PageInternal)?;
+    let outcome = blocking(move || kw.verify_email_code(&a, &browser_id, &code)).await.map_err(WebError::PageInternal)?;
     let message = match outcome {
-        Ok(signed_in) => {
-            let mut resp = see_other(&signed_in.redirect_to);
-            let cookie = cookies::session(
-                signed_in.session_token,
-                state.kw.config.session_lifetime_seconds,
-            );
-            resp.add_cookie(&cookie).map_err(|e| {
-                WebError::PageInternal(keyward_service::ServiceError::Internal(e.to_string()))
-            })?;
-            return Ok(resp);
-        }
+        Ok(signed_in) => return signed_in_response(&state, signed_in),
         Err(CodeRejected::AttemptGone) => return Err(attempt_gone()),
-        Err(CodeRejected::Malformed) => {
-            "Codes have 8 letters and digits, like ABCD-EFGH. Check the email and try again."
-                .to_owned()
+        Err(CodeRejected::AddressLocked { retry_after }) => {
+            return Ok(too_many(retry_after, "There have been too many wrong codes for this address."));
         }
-        Err(CodeRejected::Wrong { tries_left: 1 }) => {
-            "That code isn't right. You have 1 try left before it stops working.".to_owned()
-        }
-        Err(CodeRejected::Wrong { tries_left }) => {
-            format!("That code isn't right. You have {tries_left} tries left.")
-        }
-        Err(CodeRejected::TooManyTries) => {
-            "Too many wrong tries: this code no longer works. Send yourself a new code below."
-                .to_owned()
-        }
-        Err(CodeRejected::NoLiveCode) => {
-            "This code has expired or was already used. Send yourself a new code below.".to_owned()
-        }
+        Err(CodeRejected::Malformed) => "Codes have 8 letters and digits, like ABCD-EFGH. Check the email and try again.".to_owned(),
+        Err(CodeRejected::Wrong { tries_left: 1 }) => "That code isn't right. You have 1 try left before it stops working.".to_owned(),
+        Err(CodeRejected::Wrong { tries_left }) => format!("That code isn't right. You have {tries_left} tries left."),
+        Err(CodeRejected::TooManyTries) => "Too many wrong tries: this code no longer works. Send yourself a new code below.".to_owned(),
+        Err(CodeRejected::NoLiveCode) => "This code has expired or was already used. Send yourself a new code below.".to_owned(),
+        Err(CodeRejected::MailFailed) => MAIL_FAILED.to_owned(),
     };
-    code_form(
-        &req,
-        &state,
-        &attempt,
-        Some(&message),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await
+    code_form(&req, &state, &attempt, Some(&message), StatusCode::UNPROCESSABLE_ENTITY).await
+}
+
+/// 303 back to the app, with the new session's cookie.
+pub fn signed_in_response(state: &State, signed_in: SignedIn) -> Result<HttpResponse, WebError> {
+    let mut resp = see_other(&signed_in.redirect_to);
+    let cookie = cookies::session(signed_in.session_token, state.kw.config.session_lifetime_seconds);
+    resp.add_cookie(&cookie).map_err(|e| WebError::PageInternal(keyward_service::ServiceError::Internal(e.to_string())))?;
+    Ok(resp)
 }

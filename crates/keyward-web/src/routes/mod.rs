@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod discovery;
 pub mod health;
 pub mod home;
+pub mod link;
 pub mod login;
 pub mod token;
 pub mod try_it;
@@ -16,12 +17,8 @@ use keyward_service::ServiceError;
 pub type State = web::Data<WebState>;
 
 /// Runs blocking service work (database, Argon2) on actix's blocking pool.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
-) -> Result<T, ServiceError> {
-    web::block(f)
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static) -> Result<T, ServiceError> {
+    web::block(f).await.map_err(|e| ServiceError::Internal(e.to_string()))?
 }
 
 /// `application/x-www-form-urlencoded` pairs, in order, duplicates kept.
@@ -31,9 +28,18 @@ pub fn parse_form(body: &[u8]) -> Option<Vec<(String, String)>> {
 
 /// The single value of `name`, or `None` when absent or empty.
 pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+}
+
+/// A coarse description of the client's network (see `keyward_core::net`).
+pub fn requested_from(req: &actix_web::HttpRequest) -> String {
+    req.peer_addr().map(|a| keyward_core::net::coarse_ip(a.ip())).unwrap_or_else(|| "an unknown network".into())
+}
+
+/// Unix seconds as people read them.
+pub fn human_time(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::macros::format_description!("[day] [month repr:short] [year] [hour]:[minute] UTC")).ok())
+        .unwrap_or_default()
 }

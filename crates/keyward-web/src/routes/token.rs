@@ -8,43 +8,23 @@ use base64::Engine;
 use keyward_core::client_auth::{AuthMethod, PresentedCredentials, authenticate_client};
 use keyward_core::oauth_error::OAuthErrorCode as E;
 
-pub async fn token(
-    req: HttpRequest,
-    state: State,
-    body: web::Bytes,
-) -> Result<HttpResponse, WebError> {
-    let form_type = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> Result<HttpResponse, WebError> {
+    let form_type =
+        req.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let params = match parse_form(&body) {
         Some(p) if form_type => p,
         _ => {
-            return Err(WebError::oauth(
-                E::InvalidRequest,
-                "send the parameters as application/x-www-form-urlencoded",
-            ));
+            return Err(WebError::oauth(E::InvalidRequest, "send the parameters as application/x-www-form-urlencoded"));
         }
     };
-    if let Some((dup, _)) = params
-        .iter()
-        .enumerate()
-        .find_map(|(i, (k, _))| params[..i].iter().any(|(p, _)| p == k).then_some((k, ())))
-    {
-        return Err(WebError::oauth(
-            E::InvalidRequest,
-            &format!("the {dup} parameter is repeated"),
-        ));
+    if let Some((dup, _)) = params.iter().enumerate().find_map(|(i, (k, _))| params[..i].iter().any(|(p, _)| p == k).then_some((k, ()))) {
+        return Err(WebError::oauth(E::InvalidRequest, &format!("the {dup} parameter is repeated")));
     }
     match param(&params, "grant_type") {
         None => return Err(WebError::oauth(E::InvalidRequest, "grant_type is required")),
         Some("authorization_code") => {}
         Some(_) => {
-            return Err(WebError::oauth(
-                E::UnsupportedGrantType,
-                "only the authorization_code grant is supported",
-            ));
+            return Err(WebError::oauth(E::UnsupportedGrantType, "only the authorization_code grant is supported"));
         }
     }
     let creds = PresentedCredentials {
@@ -52,10 +32,7 @@ pub async fn token(
             Ok(b) => b,
             Err(()) => {
                 return Err(WebError::OAuth {
-                    error: keyward_core::OAuthError::new(
-                        E::InvalidClient,
-                        "the Authorization header is malformed",
-                    ),
+                    error: keyward_core::OAuthError::new(E::InvalidClient, "the Authorization header is malformed"),
                     basic: true,
                 });
             }
@@ -67,17 +44,11 @@ pub async fn token(
     let client = match authenticate_client(&creds, |id| config.client(id)) {
         Ok((client, _)) => config.clients.get(&client.id).cloned(),
         Err((error, method)) => {
-            return Err(WebError::OAuth {
-                error,
-                basic: method == AuthMethod::ClientSecretBasic,
-            });
+            return Err(WebError::OAuth { error, basic: method == AuthMethod::ClientSecretBasic });
         }
     };
     let Some(client) = client else {
-        return Err(WebError::oauth(
-            E::InvalidClient,
-            "client authentication failed",
-        ));
+        return Err(WebError::oauth(E::InvalidClient, "client authentication failed"));
     };
     let Some(code) = param(&params, "code").map(str::to_owned) else {
         return Err(WebError::oauth(E::InvalidRequest, "code is required"));
@@ -85,11 +56,9 @@ pub async fn token(
     let redirect_uri = param(&params, "redirect_uri").map(str::to_owned);
     let verifier = param(&params, "code_verifier").map(str::to_owned);
     let kw = state.kw.clone();
-    let answer = blocking(move || {
-        kw.exchange_code(&client, &code, redirect_uri.as_deref(), verifier.as_deref())
-    })
-    .await
-    .map_err(WebError::ApiInternal)?;
+    let answer = blocking(move || kw.exchange_code(&client, &code, redirect_uri.as_deref(), verifier.as_deref()))
+        .await
+        .map_err(WebError::ApiInternal)?;
     match answer {
         Ok(tokens) => Ok(HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
@@ -112,16 +81,10 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ()> 
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(());
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .map_err(|_| ())?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| ())?;
     let decoded = String::from_utf8(decoded).map_err(|_| ())?;
     let (id, secret) = decoded.split_once(':').ok_or(())?;
-    let unescape = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8()
-            .map(|c| c.into_owned())
-            .map_err(|_| ())
-    };
+    let unescape =
+        |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().map(|c| c.into_owned()).map_err(|_| ());
     Ok(Some((unescape(id)?, unescape(secret)?)))
 }

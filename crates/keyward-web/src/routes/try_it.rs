@@ -14,12 +14,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
-};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
 use openidconnect::{
-    AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use tera::Context;
@@ -44,28 +42,14 @@ impl TryIt {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(TryIt {
-            issuer: issuer.to_owned(),
-            client_id,
-            http,
-        })
+        Ok(TryIt { issuer: issuer.to_owned(), client_id, http })
     }
 
     async fn client(&self) -> Result<impl std::ops::Deref<Target = ConfiguredClient>, String> {
         let issuer = IssuerUrl::new(self.issuer.clone()).map_err(|e| e.to_string())?;
-        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
-            .await
-            .map_err(|e| format!("discovery failed: {e}"))?;
-        let redirect =
-            RedirectUrl::new(format!("{}/try/callback", self.issuer)).map_err(|e| e.to_string())?;
-        Ok(Box::new(
-            CoreClient::from_provider_metadata(
-                metadata,
-                ClientId::new(self.client_id.clone()),
-                None,
-            )
-            .set_redirect_uri(redirect),
-        ))
+        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http).await.map_err(|e| format!("discovery failed: {e}"))?;
+        let redirect = RedirectUrl::new(format!("{}/try/callback", self.issuer)).map_err(|e| e.to_string())?;
+        Ok(Box::new(CoreClient::from_provider_metadata(metadata, ClientId::new(self.client_id.clone()), None).set_redirect_uri(redirect)))
     }
 }
 
@@ -111,42 +95,24 @@ pub async fn index(req: HttpRequest, state: State) -> Result<HttpResponse, WebEr
     Ok(resp)
 }
 
-pub async fn start(
-    req: HttpRequest,
-    state: State,
-    body: web::Bytes,
-) -> Result<HttpResponse, WebError> {
+pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> Result<HttpResponse, WebError> {
     let try_it = state.try_it.as_ref().ok_or_else(disabled)?;
     let form = super::parse_form(&body).unwrap_or_default();
-    if !csrf::check(
-        &req,
-        &state.kw.csrf_key,
-        super::param(&form, "csrf").unwrap_or(""),
-    ) {
+    if !csrf::check(&req, &state.kw.csrf_key, super::param(&form, "csrf").unwrap_or("")) {
         return Err(WebError::csrf());
     }
     let client = try_it.client().await.map_err(rp_failed)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, csrf_state, nonce) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("profile".into()))
         .set_pkce_challenge(challenge)
         .url();
-    let pending = Pending {
-        state: csrf_state.secret().clone(),
-        nonce: nonce.secret().clone(),
-        verifier: verifier.secret().clone(),
-    };
+    let pending = Pending { state: csrf_state.secret().clone(), nonce: nonce.secret().clone(), verifier: verifier.secret().clone() };
     let value = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&pending).unwrap_or_default());
     let cookie = cookies::build(cookies::TRY_IT, value, Duration::minutes(30), SameSite::Lax);
-    let mut resp = HttpResponse::SeeOther()
-        .insert_header(("Location", url.as_str()))
-        .finish();
+    let mut resp = HttpResponse::SeeOther().insert_header(("Location", url.as_str())).finish();
     let _ = resp.add_cookie(&cookie);
     Ok(resp)
 }
@@ -159,11 +125,7 @@ pub struct Callback {
     error_description: Option<String>,
 }
 
-pub async fn callback(
-    req: HttpRequest,
-    state: State,
-    q: web::Query<Callback>,
-) -> Result<HttpResponse, WebError> {
+pub async fn callback(req: HttpRequest, state: State, q: web::Query<Callback>) -> Result<HttpResponse, WebError> {
     let try_it = state.try_it.as_ref().ok_or_else(disabled)?;
     let q = q.into_inner();
     let pending: Pending = cookies::get(&req, cookies::TRY_IT)
@@ -174,14 +136,9 @@ pub async fn callback(
         return Err(rp_failed("the state parameter does not match".into()));
     }
     if let Some(err) = q.error {
-        return Err(rp_failed(format!(
-            "Keyward answered {err}: {}",
-            q.error_description.unwrap_or_default()
-        )));
+        return Err(rp_failed(format!("Keyward answered {err}: {}", q.error_description.unwrap_or_default())));
     }
-    let code = q
-        .code
-        .ok_or_else(|| rp_failed("no code in the callback".into()))?;
+    let code = q.code.ok_or_else(|| rp_failed("no code in the callback".into()))?;
     let client = try_it.client().await.map_err(rp_failed)?;
     let tokens = client
         .exchange_code(AuthorizationCode::new(code))
@@ -190,45 +147,27 @@ pub async fn callback(
         .request_async(&try_it.http)
         .await
         .map_err(|e| rp_failed(format!("token request failed: {e}")))?;
-    let id_token = tokens
-        .id_token()
-        .ok_or_else(|| rp_failed("no ID token in the token response".into()))?;
+    let id_token = tokens.id_token().ok_or_else(|| rp_failed("no ID token in the token response".into()))?;
     let claims = id_token
         .claims(&client.id_token_verifier(), &Nonce::new(pending.nonce))
         .map_err(|e| rp_failed(format!("ID token rejected: {e}")))?;
     let userinfo: CoreUserInfoClaims = client
-        .user_info(
-            tokens.access_token().clone(),
-            Some(claims.subject().clone()),
-        )
+        .user_info(tokens.access_token().clone(), Some(claims.subject().clone()))
         .map_err(|e| rp_failed(e.to_string()))?
         .request_async(&try_it.http)
         .await
         .map_err(|e| rp_failed(format!("userinfo failed: {e}")))?;
     let pretty = |v: serde_json::Value| serde_json::to_string_pretty(&v).unwrap_or_default();
     let jwt_part = |jwt: &str, i: usize| -> serde_json::Value {
-        jwt.split('.')
-            .nth(i)
-            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        jwt.split('.').nth(i).and_then(|p| URL_SAFE_NO_PAD.decode(p).ok()).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     };
     let id_jwt = id_token.to_string();
     let mut ctx = Context::new();
     ctx.insert("issuer", &try_it.issuer);
     ctx.insert("id_token_header", &pretty(jwt_part(&id_jwt, 0)));
-    ctx.insert(
-        "id_token_claims",
-        &pretty(serde_json::to_value(claims).unwrap_or_default()),
-    );
-    ctx.insert(
-        "userinfo",
-        &pretty(serde_json::to_value(&userinfo).unwrap_or_default()),
-    );
-    ctx.insert(
-        "access_token_claims",
-        &pretty(jwt_part(tokens.access_token().secret(), 1)),
-    );
+    ctx.insert("id_token_claims", &pretty(serde_json::to_value(claims).unwrap_or_default()));
+    ctx.insert("userinfo", &pretty(serde_json::to_value(&userinfo).unwrap_or_default()));
+    ctx.insert("access_token_claims", &pretty(jwt_part(tokens.access_token().secret(), 1)));
     let mut resp = render(StatusCode::OK, "try_result.html", &ctx);
     let _ = resp.add_cookie(&cookies::removal(cookies::TRY_IT));
     Ok(resp)
