@@ -82,13 +82,23 @@ pub async fn open_login(app: &TestApp, browser: &Browser, authorize_url: &str) -
 
 /// Asks for a code and returns it as read from the email the SMTP server received.
 pub async fn request_code(app: &TestApp, browser: &Browser, attempt: &str, csrf: &str, email: &str) -> anyhow::Result<String> {
+    code_in(&request_mail(app, browser, attempt, csrf, email).await?.text)
+}
+
+/// Asks for a sign-in email and returns it as the SMTP server received it.
+pub async fn request_mail(
+    app: &TestApp,
+    browser: &Browser,
+    attempt: &str,
+    csrf: &str,
+    email: &str,
+) -> anyhow::Result<keyward_testkit::smtp::ReceivedMail> {
     let before = app.smtp.messages().iter().filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(email))).count();
     let sent = browser.post_form(&app.url("/login/email"), &[("attempt", attempt), ("csrf", csrf), ("email", email)]).await?;
     if sent.status != 303 {
         bail!("sending a code answered {}:\n{}", sent.status, sent.body);
     }
-    let mail = app.smtp.wait_for_mail_to(email, before, Duration::from_secs(15)).await?;
-    code_in(&mail.text)
+    app.smtp.wait_for_mail_to(email, before, Duration::from_secs(15)).await
 }
 
 pub async fn submit_code(

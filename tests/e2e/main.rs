@@ -8,6 +8,8 @@
 mod cli;
 mod common;
 mod email_code;
+mod limits;
+mod magic_link;
 mod oidc_flow;
 mod protocol_errors;
 mod try_it;

@@ -34,11 +34,33 @@ pub struct AppOptions {
     pub signup: &'static str,
     /// Use the development mail transport (the outbox file) instead of the SMTP sink.
     pub dev_mail: bool,
+    /// Use this database instead of a fresh one (several instances on one database).
+    pub database_url: Option<String>,
+    /// The master key (base64); instances sharing a database must share it.
+    pub master_key: Option<String>,
+    /// The body of the `[limits]` table; by default the per-IP request limit is out of the way.
+    pub limits: Option<String>,
+}
+
+/// A random master key in the config's format.
+pub fn random_master_key() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 impl Default for AppOptions {
     fn default() -> Self {
-        AppOptions { database: Database::Sqlite, code_lifetime_seconds: 600, signup: "open", dev_mail: false }
+        AppOptions {
+            database: Database::Sqlite,
+            code_lifetime_seconds: 600,
+            signup: "open",
+            dev_mail: false,
+            database_url: None,
+            master_key: None,
+            limits: None,
+        }
     }
 }
 
@@ -60,10 +82,16 @@ impl TestApp {
         let smtp = SmtpSink::start().await?;
         let dir = std::env::temp_dir().join(format!("keyward-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)?;
-        let database_url = match opts.database {
-            Database::Sqlite => format!("sqlite://{}", dir.join("keyward.db").display()),
-            Database::Postgres => tokio::task::spawn_blocking(crate::postgres::fresh_database_url).await??,
+        let database_url = match (&opts.database_url, opts.database) {
+            (Some(url), _) => url.clone(),
+            (None, db) => match db {
+                Database::Sqlite => format!("sqlite://{}", dir.join("keyward.db").display()),
+                Database::Postgres => tokio::task::spawn_blocking(crate::postgres::fresh_database_url).await??,
+            },
         };
+        let master_key = opts.master_key.clone().unwrap_or_else(random_master_key);
+        let limits =
+            opts.limits.clone().unwrap_or_else(|| "sign_in_requests_per_ip_per_minute = 1000000\nsign_in_burst_per_ip = 1000000\n".into());
         let port = free_port()?;
         let issuer = format!("http://localhost:{port}");
         let config = format!(
@@ -74,6 +102,12 @@ data_dir = "{data}"
 [database]
 url = "{database_url}"
 pool_size = 4
+
+[keys]
+master_key = "{master_key}"
+
+[limits]
+{limits}
 
 [login]
 signup = "{signup}"

@@ -180,12 +180,13 @@ pub fn fresh_database_url() -> anyhow::Result<String> {
 /// Creates a uniquely named database on the server at `server_url` (no database part).
 pub fn create_database(server_url: &str) -> anyhow::Result<String> {
     let name = format!("kw_test_{}", uuid::Uuid::new_v4().simple());
-    // The throwaway server has no TLS; saying so keeps libpq from initialising OpenSSL, whose
-    // exit handlers can abort a test process while a pool thread is still connecting.
-    let admin_url = format!("{server_url}/postgres?sslmode=disable");
+    // The throwaway server has no TLS or Kerberos; saying so keeps libpq from initialising
+    // OpenSSL and GSSAPI, whose exit handlers can abort a test process while a pool thread
+    // is still connecting.
+    let admin_url = format!("{server_url}/postgres?sslmode=disable&gssencmode=disable");
     let mut conn = PgConnection::establish(&admin_url).with_context(|| format!("connecting to {admin_url}"))?;
     diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).with_context(|| format!("creating database {name}"))?;
-    Ok(format!("{server_url}/{name}?sslmode=disable"))
+    Ok(format!("{server_url}/{name}?sslmode=disable&gssencmode=disable"))
 }
 
 /// `postgres://u@h:p/db?x` → `postgres://u@h:p` (query parameters are dropped).

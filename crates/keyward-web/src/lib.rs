@@ -44,8 +44,22 @@ pub fn security_headers() -> DefaultHeaders {
         .add(("Referrer-Policy", "no-referrer"))
 }
 
+/// The per-IP request limiter for the sign-in pages (actix-governor), created once and
+/// shared by every worker. It is a first line against floods; the limits that must hold
+/// across instances are counted in the database.
+pub type SignInLimiter =
+    actix_governor::GovernorConfig<actix_governor::PeerIpKeyExtractor, actix_governor::governor::middleware::NoOpMiddleware>;
+
+pub fn sign_in_limiter(limits: &keyward_core::config::Limits) -> Option<SignInLimiter> {
+    let per_minute = u64::from(limits.sign_in_requests_per_ip_per_minute.max(1));
+    actix_governor::GovernorConfigBuilder::default()
+        .period(std::time::Duration::from_nanos(60_000_000_000 / per_minute))
+        .burst_size(limits.sign_in_burst_per_ip.max(1))
+        .finish()
+}
+
 /// The route table: every endpoint Keyward serves.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut web::ServiceConfig, limiter: &SignInLimiter) {
     use routes::*;
     cfg.route("/", web::get().to(home::home))
         .route("/healthz", web::get().to(health::healthz))
@@ -61,14 +75,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/userinfo", web::get().to(userinfo::userinfo_get))
         .route("/userinfo", web::post().to(userinfo::userinfo_post))
         .route("/userinfo", web::method(actix_web::http::Method::OPTIONS).to(discovery::preflight))
-        .route("/login", web::get().to(login::login_page))
-        .route("/login/email", web::post().to(login::submit_email))
-        .route("/login/code", web::get().to(login::code_page))
-        .route("/login/code", web::post().to(login::submit_code))
-        .route("/login/status", web::get().to(link::status))
-        .route("/login/continue", web::post().to(link::continue_approved))
-        .route("/login/link", web::get().to(link::link_page))
-        .route("/login/link", web::post().to(link::submit_link))
+        .service(
+            web::scope("/login")
+                .wrap(actix_governor::Governor::new(limiter))
+                .route("", web::get().to(login::login_page))
+                .route("/email", web::post().to(login::submit_email))
+                .route("/code", web::get().to(login::code_page))
+                .route("/code", web::post().to(login::submit_code))
+                .route("/status", web::get().to(link::status))
+                .route("/continue", web::post().to(link::continue_approved))
+                .route("/link", web::get().to(link::link_page))
+                .route("/link", web::head().to(link::link_page))
+                .route("/link", web::post().to(link::submit_link)),
+        )
         .route("/try", web::get().to(try_it::index))
         .route("/try/start", web::post().to(try_it::start))
         .route("/try/callback", web::get().to(try_it::callback))

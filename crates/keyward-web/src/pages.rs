@@ -12,6 +12,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("home.html", include_str!("../../../ui/templates/home.html")),
     ("login_email.html", include_str!("../../../ui/templates/login_email.html")),
     ("login_code.html", include_str!("../../../ui/templates/login_code.html")),
+    ("login_link.html", include_str!("../../../ui/templates/login_link.html")),
+    ("notice.html", include_str!("../../../ui/templates/notice.html")),
     ("signed_in.html", include_str!("../../../ui/templates/signed_in.html")),
     ("try_index.html", include_str!("../../../ui/templates/try_index.html")),
     ("try_result.html", include_str!("../../../ui/templates/try_result.html")),
@@ -77,6 +79,15 @@ pub fn error_page(status: StatusCode, title: &str, message: &str, hint: Option<&
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_template_in_ui_is_embedded() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ui/templates");
+        for entry in std::fs::read_dir(dir).expect("ui/templates") {
+            let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+            assert!(TEMPLATES.iter().any(|(n, _)| *n == name), "{name} is in ui/templates but not embedded");
+        }
+    }
 
     #[test]
     fn e11_templates_parse_and_escape() {

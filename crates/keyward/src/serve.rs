@@ -93,7 +93,11 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
     actix_web::rt::System::new().block_on(async move {
         let mailer = Mailer::new(mail_settings(&config), &config.mail_from).map_err(|e| fail("mail settings", e))?;
         let state = web::Data::new(keyward_web::WebState::new(kw, mailer).map_err(|e| fail("web layer", e))?);
-        let server = HttpServer::new(move || App::new().app_data(state.clone()).wrap(keyward_web::security_headers()).configure(keyward_web::configure))
+        let limiter = keyward_web::sign_in_limiter(&config.limits).ok_or_else(|| fail("limits", "the sign-in rate limit is out of range"))?;
+        let server = HttpServer::new(move || {
+            let limiter = limiter.clone();
+            App::new().app_data(state.clone()).wrap(keyward_web::security_headers()).configure(move |cfg| keyward_web::configure(cfg, &limiter))
+        })
             .bind(&config.listen)
             .map_err(|e| fail(&format!("cannot listen on {}", config.listen), e))?
             .shutdown_timeout(10)
