@@ -9,6 +9,9 @@ use crate::{MailError, OutgoingMail};
 const SIGN_IN_CODE_TXT: &str = include_str!("../../../ui/mail/sign_in_code.txt.tera");
 const SIGN_IN_CODE_HTML: &str = include_str!("../../../ui/mail/sign_in_code.html.tera");
 
+const INVITATION_TXT: &str = include_str!("../../../ui/mail/invitation.txt.tera");
+const INVITATION_HTML: &str = include_str!("../../../ui/mail/invitation.html.tera");
+
 const TXT_NAME: &str = "sign_in_code.txt";
 const HTML_NAME: &str = "sign_in_code.html";
 
@@ -42,7 +45,12 @@ impl MailTemplates {
     pub fn new() -> Result<MailTemplates, MailError> {
         let mut tera = Tera::default();
         tera.autoescape_on(vec![".html"]);
-        tera.add_raw_templates(vec![(TXT_NAME, SIGN_IN_CODE_TXT), (HTML_NAME, SIGN_IN_CODE_HTML)])?;
+        tera.add_raw_templates(vec![
+            (TXT_NAME, SIGN_IN_CODE_TXT),
+            (HTML_NAME, SIGN_IN_CODE_HTML),
+            ("invitation.txt", INVITATION_TXT),
+            ("invitation.html", INVITATION_HTML),
+        ])?;
         Ok(MailTemplates { tera })
     }
 
@@ -53,6 +61,22 @@ impl MailTemplates {
         let html = self.tera.render(HTML_NAME, &context)?;
         let subject = format!("Your sign-in code for {}: {}", single_line(m.app_name), single_line(m.code));
         Ok(OutgoingMail { to: to.to_owned(), subject, text, html })
+    }
+}
+
+impl MailTemplates {
+    /// Renders an invitation to `to` for the Keyward at `issuer`, from `inviter` (a name).
+    pub fn invitation(&self, to: &str, issuer: &str, inviter: &str) -> Result<OutgoingMail, MailError> {
+        let mut context = Context::new();
+        context.insert("email", to);
+        context.insert("issuer", issuer);
+        context.insert("inviter", inviter);
+        Ok(OutgoingMail {
+            to: to.to_owned(),
+            subject: format!("You're invited to sign in at {}", single_line(issuer)),
+            text: self.tera.render("invitation.txt", &context)?,
+            html: self.tera.render("invitation.html", &context)?,
+        })
     }
 }
 

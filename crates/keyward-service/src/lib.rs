@@ -7,6 +7,7 @@ pub mod link;
 pub mod login;
 pub mod master_key;
 pub mod oidc;
+pub mod users;
 
 use argon2::Argon2;
 use keyward_core::Clock;

@@ -200,6 +200,11 @@ redirect_uris = ["{issuer}/try/callback"]
         std::fs::read_to_string(self.dir.join("keyward.log")).unwrap_or_default()
     }
 
+    /// The config file the server runs with (for CLI commands against the same setup).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("keyward.toml")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
     }

@@ -1,5 +1,6 @@
 //! The `keyward` command: run the server, apply migrations, check the config, manage clients.
 
+mod admin;
 mod clients;
 mod serve;
 
@@ -33,6 +34,16 @@ enum Command {
     Clients {
         #[command(subcommand)]
         command: clients::ClientsCommand,
+    },
+    /// Check mail delivery.
+    Mail {
+        #[command(subcommand)]
+        command: admin::MailCommand,
+    },
+    /// Manage accounts: invite, disable, enable.
+    Users {
+        #[command(subcommand)]
+        command: admin::UsersCommand,
     },
 }
 
@@ -83,6 +94,8 @@ fn main() -> ExitCode {
             })
         }
         Command::Clients { command } => clients::run(command),
+        Command::Mail { command } => admin::mail(&cli.config, command),
+        Command::Users { command } => admin::users(&cli.config, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,7 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn init_tracing() {
+pub(crate) fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("KEYWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
@@ -30,7 +30,7 @@ fn init_tracing() {
     }
 }
 
-fn open_database(config: &Config) -> Result<Pool, ExitCode> {
+pub(crate) fn open_database(config: &Config) -> Result<Pool, ExitCode> {
     let pool = keyward_store::connect(&config.database_url, config.pool_size).map_err(|e| fail("cannot open the database", e))?;
     let mut conn = pool.get().map_err(|e| fail("cannot connect to the database", e))?;
     let applied = keyward_store::run_migrations(&mut conn).map_err(|e| fail("cannot migrate the database", e))?;
@@ -51,7 +51,7 @@ pub fn migrate(path: &Path) -> Result<(), ExitCode> {
     Ok(())
 }
 
-fn mail_settings(config: &Config) -> TransportSettings {
+pub(crate) fn mail_settings(config: &Config) -> TransportSettings {
     match &config.mail {
         MailTransport::Dev { outbox } => TransportSettings::Dev { outbox: outbox.clone() },
         MailTransport::Smtp { host, port, tls, username, password, timeout_seconds } => TransportSettings::Smtp {

@@ -20,3 +20,8 @@ pub fn insert(conn: &mut DbConnection, user: &User) -> QueryResult<()> {
 pub fn mark_email_verified(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
     diesel::update(dsl::users.find(id)).set(dsl::email_verified.eq(true)).execute(conn).map(|_| ())
 }
+
+/// Disables (`Some(now)`) or enables (`None`) an account; false when no account has the address.
+pub fn set_disabled(conn: &mut DbConnection, email: &str, disabled_at: Option<i64>) -> QueryResult<bool> {
+    diesel::update(dsl::users.filter(dsl::email.eq(email))).set(dsl::disabled_at.eq(disabled_at)).execute(conn).map(|n| n == 1)
+}
