@@ -173,3 +173,39 @@ async fn login_page_follows_platform_conventions() -> anyhow::Result<()> {
     assert_eq!(page.header("referrer-policy").as_deref(), Some("no-referrer"));
     Ok(())
 }
+
+/// D8 "uniform time": asking for a code takes as long for an address that gets no mail as
+/// for one that does (the mail is sent off the request path).
+#[tokio::test]
+async fn d8_known_and_unknown_addresses_answer_in_the_same_time() -> anyhow::Result<()> {
+    let opts = AppOptions {
+        signup: "allowed_domains",
+        limits: Some(
+            "sends_per_address = 1000\nsends_per_ip = 1000\nsign_in_requests_per_ip_per_minute = 1000000\nsign_in_burst_per_ip = 1000000\n"
+                .into(),
+        ),
+        ..Default::default()
+    };
+    let app = spawn(opts).await?;
+    let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
+    sign_in_by_email(&app, &Browser::new()?, &auth_request(&rp).url, "known@allowed.test").await?;
+    let browser = Browser::new()?;
+    let (_, attempt, csrf) = open_login(&app, &browser, &auth_request(&rp).url).await?;
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..24 {
+        let email = if i % 2 == 0 { "known@allowed.test" } else { "nobody@elsewhere.test" };
+        let started = std::time::Instant::now();
+        let page = browser.post_form(&app.url("/login/email"), &[("attempt", &attempt), ("csrf", &csrf), ("email", email)]).await?;
+        let took = started.elapsed().as_secs_f64() * 1000.0;
+        assert_eq!(page.status, 303);
+        if i % 2 == 0 { known.push(took) } else { unknown.push(took) }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (k, u) = (median(&mut known), median(&mut unknown));
+    println!("median ms: known {k:.1}, unknown {u:.1}");
+    assert!((k - u).abs() <= (0.5 * k.min(u)).max(15.0), "known {k:.1} ms vs unknown {u:.1} ms");
+    Ok(())
+}
