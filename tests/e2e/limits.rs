@@ -142,3 +142,32 @@ async fn f8_a_mail_that_cannot_be_sent_leaves_no_usable_code() -> anyhow::Result
     assert_eq!(submit_code(&app, &browser, &attempt, &csrf, &code).await?.status, 303);
     Ok(())
 }
+
+#[tokio::test]
+async fn f8_an_unreachable_mail_server_is_retried_then_reported() -> anyhow::Result<()> {
+    // A port nothing listens on: every connection is refused (a transient failure).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let app = spawn(AppOptions { smtp_port: Some(closed), ..Default::default() }).await?;
+    let browser = Browser::new()?;
+    let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
+    let (_, attempt, csrf) = open_login(&app, &browser, &auth_request(&rp).url).await?;
+    let started = std::time::Instant::now();
+    assert_eq!(send(&app, &browser, &attempt, &csrf, "outage@example.com").await?.status, 303);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "the page does not wait for the retries");
+    let status_url = app.url(&format!("/login/status?attempt={attempt}"));
+    let mut failed = false;
+    for _ in 0..150 {
+        let s: serde_json::Value = browser.http.get(&status_url).send().await?.json().await?;
+        if s["mail_failed"] == true {
+            failed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(failed, "the failure is reported once the retries are spent");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(2400), "two backoff pauses (0.5 s, 2 s) came first");
+    assert_eq!(app.log().matches("retrying").count(), 2, "three tries in all:\n{}", app.log());
+    let page = browser.get(&app.url(&format!("/login/code?attempt={attempt}"))).await?;
+    assert!(unescape(&page.body).contains("We couldn't send the email"));
+    Ok(())
+}

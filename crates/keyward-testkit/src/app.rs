@@ -40,6 +40,8 @@ pub struct AppOptions {
     pub master_key: Option<String>,
     /// The body of the `[limits]` table; by default the per-IP request limit is out of the way.
     pub limits: Option<String>,
+    /// Send mail to this port instead of the SMTP sink's (e.g. a closed one, to test outages).
+    pub smtp_port: Option<u16>,
 }
 
 /// A random master key in the config's format.
@@ -60,6 +62,7 @@ impl Default for AppOptions {
             database_url: None,
             master_key: None,
             limits: None,
+            smtp_port: None,
         }
     }
 }
@@ -154,7 +157,7 @@ redirect_uris = ["{issuer}/try/callback"]
             } else {
                 format!(
                     "[mail]\nfrom = \"Keyward Test <keyward@localhost>\"\ntransport = \"smtp\"\n\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
-                    smtp.port()
+                    opts.smtp_port.unwrap_or(smtp.port())
                 )
             },
             h1 = hash_secret(CLIENT_SECRET),
