@@ -18,6 +18,20 @@ async fn send(app: &TestApp, browser: &Browser, attempt: &str, csrf: &str, email
     browser.post_form(&app.url("/login/email"), &[("attempt", attempt), ("csrf", csrf), ("email", email)]).await
 }
 
+/// Polls the attempt's status, as the waiting page does, until the email is reported failed
+/// (true) or 15 s pass (false).
+async fn mail_failed(app: &TestApp, browser: &Browser, attempt: &str) -> anyhow::Result<bool> {
+    let status_url = app.url(&format!("/login/status?attempt={attempt}"));
+    for _ in 0..150 {
+        let s: serde_json::Value = browser.http.get(&status_url).send().await?.json().await?;
+        if s["mail_failed"] == true {
+            return Ok(true);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(false)
+}
+
 fn retry_after(page: &Page) -> i64 {
     page.header("retry-after").and_then(|v| v.parse().ok()).unwrap_or(0)
 }
@@ -119,17 +133,7 @@ async fn f8_a_mail_that_cannot_be_sent_leaves_no_usable_code() -> anyhow::Result
     let (_, attempt, csrf) = open_login(&app, &browser, &auth_request(&rp).url).await?;
     let sent = send(&app, &browser, &attempt, &csrf, "bounce@example.com").await?;
     assert_eq!(sent.status, 303, "the answer does not wait for the mail server");
-    let status_url = app.url(&format!("/login/status?attempt={attempt}"));
-    let mut failed = false;
-    for _ in 0..100 {
-        let s: serde_json::Value = browser.http.get(&status_url).send().await?.json().await?;
-        if s["mail_failed"] == true {
-            failed = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(failed, "the waiting page learns that the email failed");
+    assert!(mail_failed(&app, &browser, &attempt).await?, "the waiting page learns that the email failed");
     let page = browser.get(&app.url(&format!("/login/code?attempt={attempt}"))).await?;
     assert!(unescape(&page.body).contains("We couldn't send the email"), "{}", page.body);
     assert!(!page.body.contains("approval-number"), "no cross-device number for a mail that never left");
@@ -154,17 +158,7 @@ async fn f8_an_unreachable_mail_server_is_retried_then_reported() -> anyhow::Res
     let started = std::time::Instant::now();
     assert_eq!(send(&app, &browser, &attempt, &csrf, "outage@example.com").await?.status, 303);
     assert!(started.elapsed() < std::time::Duration::from_secs(1), "the page does not wait for the retries");
-    let status_url = app.url(&format!("/login/status?attempt={attempt}"));
-    let mut failed = false;
-    for _ in 0..150 {
-        let s: serde_json::Value = browser.http.get(&status_url).send().await?.json().await?;
-        if s["mail_failed"] == true {
-            failed = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(failed, "the failure is reported once the retries are spent");
+    assert!(mail_failed(&app, &browser, &attempt).await?, "the failure is reported once the retries are spent");
     assert!(started.elapsed() >= std::time::Duration::from_millis(2400), "two backoff pauses (0.5 s, 2 s) came first");
     assert_eq!(app.log().matches("retrying").count(), 2, "three tries in all:\n{}", app.log());
     let page = browser.get(&app.url(&format!("/login/code?attempt={attempt}"))).await?;

@@ -66,21 +66,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         e.add("database.pool_size", "must be between 1 and 256", "8 suits most installations");
     }
 
-    let master_key = match (raw.keys.master_key, raw.keys.master_key_file) {
-        (Some(_), Some(_)) => {
-            e.add("keys.master_key_file", "both master_key and master_key_file are set", "keep one of them");
-            None
-        }
-        (Some(k), None) => Some(k),
-        (None, Some(path)) => match std::fs::read_to_string(&path) {
-            Ok(k) => Some(k.trim().to_owned()),
-            Err(err) => {
-                e.add("keys.master_key_file", format!("cannot read {path}: {err}"), "check the path and its permissions");
-                None
-            }
-        },
-        (None, None) => None,
-    };
+    let master_key = value_or_file(&mut e, "keys.master_key", raw.keys.master_key, raw.keys.master_key_file).map(|k| k.trim().to_owned());
     if let Some(k) = &master_key {
         use base64::Engine;
         let ok = base64::engine::general_purpose::STANDARD.decode(k).is_ok_and(|b| b.len() == 32);
@@ -237,6 +223,25 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
     })
 }
 
+/// A secret given inline (`KEY`) or in a file (`KEY_file`), never both.
+fn value_or_file(e: &mut Errors<'_>, key: &str, value: Option<String>, file: Option<String>) -> Option<String> {
+    match (value, file) {
+        (Some(_), Some(_)) => {
+            e.add(format!("{key}_file"), format!("both {key} and {key}_file are set"), "keep one of them");
+            None
+        }
+        (Some(v), None) => Some(v),
+        (None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(v) => Some(v),
+            Err(err) => {
+                e.add(format!("{key}_file"), format!("cannot read {path}: {err}"), "check the path and its permissions");
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
 fn smtp(e: &mut Errors<'_>, s: super::raw::RawSmtp) -> MailTransport {
     let tls = match s.tls.as_deref().unwrap_or("starttls") {
         "none" => SmtpTls::None,
@@ -264,21 +269,7 @@ fn smtp(e: &mut Errors<'_>, s: super::raw::RawSmtp) -> MailTransport {
     if !(1..=65535).contains(&port) {
         e.add("mail.smtp.port", "must be between 1 and 65535", format!("use {default_port}"));
     }
-    let password = match (s.password, s.password_file) {
-        (Some(p), None) => Some(p),
-        (None, Some(path)) => match std::fs::read_to_string(&path) {
-            Ok(p) => Some(p.trim_end_matches(['\r', '\n']).to_owned()),
-            Err(err) => {
-                e.add("mail.smtp.password_file", format!("cannot read {path}: {err}"), "check the path and its permissions");
-                None
-            }
-        },
-        (Some(_), Some(_)) => {
-            e.add("mail.smtp.password_file", "both password and password_file are set", "keep one of them");
-            None
-        }
-        (None, None) => None,
-    };
+    let password = value_or_file(e, "mail.smtp.password", s.password, s.password_file).map(|p| p.trim_end_matches(['\r', '\n']).to_owned());
     if s.username.is_some() != password.is_some() {
         e.add("mail.smtp.username", "username and password go together", "set both, or neither for an unauthenticated relay");
     }
