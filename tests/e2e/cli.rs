@@ -68,3 +68,28 @@ fn migrate_applies_the_schema_once() {
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 migrations applied"));
     assert!(dir.join("keyward.db").exists());
 }
+
+#[test]
+fn db_cleanup_removes_expired_sign_in_codes() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        use keyward_testkit::app::*;
+        let app = crate::common::spawn(AppOptions { code_lifetime_seconds: 1, ..Default::default() }).await.expect("app");
+        let browser = keyward_testkit::browser::Browser::new().expect("browser");
+        let rp = crate::common::rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await.expect("rp");
+        let (_, attempt, csrf) = crate::common::open_login(&app, &browser, &crate::common::auth_request(&rp).url).await.expect("login");
+        crate::common::request_code(&app, &browser, &attempt, &csrf, "sweep@example.com").await.expect("code");
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let mut cmd = Command::new(bin());
+        cmd.arg("--config").arg(app.config_path()).args(["db", "cleanup"]);
+        let out = tokio::task::spawn_blocking(move || cmd.output().expect("runs")).await.expect("joined");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(" 1 email codes"), "{stdout}");
+        // A second run finds nothing left to remove of those.
+        let mut again = Command::new(bin());
+        again.arg("--config").arg(app.config_path()).args(["db", "cleanup"]);
+        let out = tokio::task::spawn_blocking(move || again.output().expect("runs")).await.expect("joined");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(" 0 email codes"));
+    });
+}

@@ -73,4 +73,21 @@ impl Keyward {
     pub fn now(&self) -> i64 {
         self.clock.unix()
     }
+
+    /// Removes rows whose secrets can no longer be used (see [`sweep_expired`]).
+    pub fn cleanup(&self) -> Result<keyward_store::repo::cleanup::Swept, ServiceError> {
+        sweep_expired(&mut *self.conn()?, &self.config, self.now())
+    }
+}
+
+/// Sweeps expired login attempts, codes, sessions, spent authorization codes and old
+/// rate-limit windows. `serve` runs it every ten minutes; `keyward db cleanup` on demand.
+pub fn sweep_expired(
+    conn: &mut keyward_store::DbConnection,
+    config: &Config,
+    now: i64,
+) -> Result<keyward_store::repo::cleanup::Swept, ServiceError> {
+    let code_retention = keyward_core::claims::AUTHORIZATION_CODE_LIFETIME_SECS + config.access_token_lifetime_seconds + 60;
+    let limit_window = config.limits.send_window_seconds.max(3600);
+    Ok(keyward_store::repo::cleanup::sweep(conn, now, config.session_idle_seconds, code_retention, limit_window)?)
 }

@@ -35,6 +35,11 @@ enum Command {
         #[command(subcommand)]
         command: clients::ClientsCommand,
     },
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Check mail delivery.
     Mail {
         #[command(subcommand)]
@@ -45,6 +50,13 @@ enum Command {
         #[command(subcommand)]
         command: admin::UsersCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Remove expired codes, links, login attempts, sessions and rate-limit windows now
+    /// (`serve` also does this every ten minutes).
+    Cleanup,
 }
 
 #[derive(Subcommand)]
@@ -94,6 +106,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Clients { command } => clients::run(command),
+        Command::Db { command: DbCommand::Cleanup } => serve::cleanup(&cli.config),
         Command::Mail { command } => admin::mail(&cli.config, command),
         Command::Users { command } => admin::users(&cli.config, command),
     };

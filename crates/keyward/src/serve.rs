@@ -92,6 +92,7 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
     let kw = Arc::new(Keyward::new(config.clone(), pool, Arc::new(keys), Arc::new(SystemClock), &master));
     actix_web::rt::System::new().block_on(async move {
         let mailer = Mailer::new(mail_settings(&config), &config.mail_from).map_err(|e| fail("mail settings", e))?;
+        spawn_cleanup(kw.clone());
         let state = web::Data::new(keyward_web::WebState::new(kw, mailer).map_err(|e| fail("web layer", e))?);
         let limiter = keyward_web::sign_in_limiter(&config.limits).ok_or_else(|| fail("limits", "the sign-in rate limit is out of range"))?;
         let server = HttpServer::new(move || {
@@ -116,4 +117,40 @@ fn outbox_hint(config: &Config) -> String {
         MailTransport::Dev { outbox } => outbox.display().to_string(),
         MailTransport::Smtp { .. } => "your inbox".into(),
     }
+}
+
+/// Sweeps expired rows every ten minutes (and once at start), off the request path.
+fn spawn_cleanup(kw: Arc<Keyward>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let kw = kw.clone();
+            match web::block(move || kw.cleanup()).await {
+                Ok(Ok(swept)) if swept.total() > 0 => tracing::info!(?swept, "expired rows removed"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "cleanup failed; will retry"),
+                Err(e) => tracing::warn!(error = %e, "cleanup did not run"),
+            }
+        }
+    });
+}
+
+/// `keyward db cleanup`.
+pub fn cleanup(path: &Path) -> Result<(), ExitCode> {
+    let config = load_config(path)?;
+    let pool = open_database(&config)?;
+    let mut conn = pool.get().map_err(|e| fail("cannot connect to the database", e))?;
+    let now = keyward_core::Clock::unix(&SystemClock);
+    let s = keyward_service::sweep_expired(&mut conn, &config, now).map_err(|e| fail("cleanup failed", e))?;
+    println!(
+        "removed {} expired rows: {} email codes, {} login attempts, {} sessions, {} authorization codes, {} rate-limit windows",
+        s.total(),
+        s.email_challenges,
+        s.login_attempts,
+        s.sessions,
+        s.authorization_codes,
+        s.rate_limits
+    );
+    Ok(())
 }

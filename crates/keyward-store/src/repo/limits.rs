@@ -44,8 +44,3 @@ pub fn hit(conn: &mut DbConnection, key: &str, window_secs: i64, limit: i32, now
 pub fn reset(conn: &mut DbConnection, key: &str) -> QueryResult<()> {
     diesel::delete(rl::table.find(key)).execute(conn).map(|_| ())
 }
-
-/// Removes windows that ended before `before`.
-pub fn sweep(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
-    diesel::delete(rl::table.filter(rl::window_start.lt(before))).execute(conn)
-}

@@ -3,6 +3,7 @@
 //! row count decides who wins a race (CHECKLIST F3).
 
 pub mod attempts;
+pub mod cleanup;
 pub mod codes;
 pub mod keys;
 pub mod limits;
