@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Keyward test on a fresh machine: installs the system packages the build and the
-# tests need (idempotent, quick when present), checks the crate boundaries and the lints,
-# starts a throwaway PostgreSQL server, and runs all suites with cargo-nextest.
+# tests need (idempotent, quick when present) and playwright-core for the browser tests,
+# checks the crate boundaries and the lints, starts a throwaway PostgreSQL server, and runs
+# all suites with cargo-nextest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,9 @@ for pkg in pkg-config libpq-dev libsqlite3-dev; do
 done
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if ! command -v initdb >/dev/null 2>&1 && [ -z "$pg_bin" ]; then missing+=(postgresql); fi
+# Browser tests: Debian's Chromium (never a browser a tool downloads) and Node for playwright-core.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq
@@ -24,6 +28,16 @@ else
   echo "all present"
 fi
 if [ -n "$pg_bin" ]; then export PATH="$PATH:$pg_bin"; fi
+
+step "playwright-core (npm, for the browser tests)"
+(
+  cd tests/browser
+  if [ ! -f node_modules/playwright-core/package.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+  else
+    echo "present"
+  fi
+)
 
 step "keyward-core depends on neither actix-web nor diesel (nor lettre, tera)"
 if cargo tree -p keyward-core -e normal --prefix none | grep -E '^(actix-web|actix-http|diesel|lettre|tera) '; then

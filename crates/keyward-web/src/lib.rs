@@ -66,6 +66,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &SignInLimiter) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/static/keyward.css", web::get().to(home::stylesheet))
         .route("/static/login.js", web::get().to(home::login_script))
+        .route("/favicon.ico", web::get().to(home::favicon))
         .route("/.well-known/openid-configuration", web::get().to(discovery::openid_configuration))
         .route("/jwks", web::get().to(discovery::jwks))
         .route("/authorize", web::get().to(authorize::authorize_get))

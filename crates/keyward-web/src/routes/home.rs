@@ -23,6 +23,11 @@ pub async fn login_script() -> HttpResponse {
         .body(LOGIN_SCRIPT)
 }
 
+/// No icon: an empty answer browsers cache, instead of a 404 on every page.
+pub async fn favicon() -> HttpResponse {
+    HttpResponse::NoContent().insert_header(("Cache-Control", "public, max-age=86400")).finish()
+}
+
 pub async fn not_found() -> HttpResponse {
     error_page(
         StatusCode::NOT_FOUND,
