@@ -13,5 +13,6 @@ mod email_code;
 mod limits;
 mod magic_link;
 mod oidc_flow;
+mod passkeys;
 mod protocol_errors;
 mod try_it;

@@ -7,6 +7,7 @@ pub mod link;
 pub mod login;
 pub mod master_key;
 pub mod oidc;
+pub mod passkeys;
 pub mod users;
 
 use argon2::Argon2;
@@ -59,11 +60,19 @@ pub struct Keyward {
     /// Derived from the master key: the CSRF MAC key.
     pub csrf_key: [u8; 32],
     argon2: Argon2<'static>,
+    webauthn: webauthn_rs::Webauthn,
 }
 
 impl Keyward {
-    pub fn new(config: Arc<Config>, pool: Pool, keys: Arc<KeySet>, clock: Arc<dyn Clock>, master: &MasterKey) -> Keyward {
-        Keyward { config, pool, keys, clock, csrf_key: master.derive("keyward/csrf/v1"), argon2: Argon2::default() }
+    pub fn new(
+        config: Arc<Config>,
+        pool: Pool,
+        keys: Arc<KeySet>,
+        clock: Arc<dyn Clock>,
+        master: &MasterKey,
+    ) -> Result<Keyward, ServiceError> {
+        let webauthn = passkeys::build_webauthn(&config.issuer)?;
+        Ok(Keyward { config, pool, keys, clock, csrf_key: master.derive("keyward/csrf/v1"), argon2: Argon2::default(), webauthn })
     }
 
     pub fn conn(&self) -> Result<PooledConn, ServiceError> {

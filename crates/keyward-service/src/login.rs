@@ -266,8 +266,7 @@ impl Keyward {
     }
 
     /// Inside the caller's transaction, after it consumed a challenge for `email`: finds or
-    /// creates the account, ends the attempt, opens a session with a fresh id and answers the
-    /// attempt's authorization request.
+    /// creates the account, then finishes the sign-in with [`Self::complete_sign_in_for`].
     pub(crate) fn complete_sign_in(
         &self,
         c: &mut DbConnection,
@@ -277,9 +276,6 @@ impl Keyward {
         method: &str,
     ) -> Result<Result<SignedIn, CodeRejected>, ServiceError> {
         let now = self.now();
-        let Some((_, request)) = self.attempt_for(c, attempt_id, browser_id)? else {
-            return Ok(Err(CodeRejected::AttemptGone));
-        };
         let email = Email::parse(email).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
         let user = match repo::users::find_by_email(c, email.as_str())? {
             Some(u) if u.disabled_at.is_some() => return Ok(Err(CodeRejected::NoLiveCode)),
@@ -304,6 +300,27 @@ impl Keyward {
             }
             None => return Ok(Err(CodeRejected::NoLiveCode)),
         };
+        self.complete_sign_in_for(c, attempt_id, browser_id, &user, "otp", method)
+    }
+
+    /// Ends the attempt, opens a session with a fresh id and the given `amr` (RFC 8176,
+    /// space-separated) and answers the attempt's authorization request.
+    pub(crate) fn complete_sign_in_for(
+        &self,
+        c: &mut DbConnection,
+        attempt_id: &str,
+        browser_id: &str,
+        user: &User,
+        amr: &str,
+        method: &str,
+    ) -> Result<Result<SignedIn, CodeRejected>, ServiceError> {
+        let now = self.now();
+        let Some((_, request)) = self.attempt_for(c, attempt_id, browser_id)? else {
+            return Ok(Err(CodeRejected::AttemptGone));
+        };
+        if user.disabled_at.is_some() {
+            return Ok(Err(CodeRejected::NoLiveCode));
+        }
         if !repo::attempts::complete(c, attempt_id, now)? {
             return Ok(Err(CodeRejected::AttemptGone));
         }
@@ -312,7 +329,7 @@ impl Keyward {
             id_hash: hash_secret(&session_token),
             user_id: user.id.clone(),
             auth_time: now,
-            amr: "otp".into(),
+            amr: amr.into(),
             created_at: now,
             last_seen_at: now,
             expires_at: now + self.config.session_lifetime_seconds,

@@ -89,3 +89,30 @@ pub struct AuthorizationCode {
     pub consumed_at: Option<i64>,
     pub revoked_at: Option<i64>,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = passkeys)]
+pub struct PasskeyRow {
+    /// base64url of the credential id.
+    pub credential_id: String,
+    pub user_id: String,
+    pub passkey_json: String,
+    pub name: String,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webauthn_ceremonies)]
+pub struct Ceremony {
+    pub id: String,
+    /// `register` or `login`.
+    pub kind: String,
+    pub user_id: Option<String>,
+    pub attempt_id: Option<String>,
+    pub state_json: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}

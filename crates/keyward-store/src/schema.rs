@@ -51,6 +51,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    passkeys (credential_id) {
+        credential_id -> Text,
+        user_id -> Text,
+        passkey_json -> Text,
+        name -> Text,
+        backup_eligible -> Bool,
+        backup_state -> Bool,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    webauthn_ceremonies (id) {
+        id -> Text,
+        kind -> Text,
+        user_id -> Nullable<Text>,
+        attempt_id -> Nullable<Text>,
+        state_json -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
     rate_limits (key) {
         key -> Text,
         window_start -> BigInt,
@@ -92,12 +117,15 @@ diesel::table! {
 }
 
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(authorization_codes -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     signing_keys,
     login_attempts,
     email_challenges,
+    passkeys,
+    webauthn_ceremonies,
     rate_limits,
     sessions,
     authorization_codes

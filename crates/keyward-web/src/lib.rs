@@ -87,8 +87,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &SignInLimiter) {
                 .route("/continue", web::post().to(link::continue_approved))
                 .route("/link", web::get().to(link::link_page))
                 .route("/link", web::head().to(link::link_page))
-                .route("/link", web::post().to(link::submit_link)),
+                .route("/link", web::post().to(link::submit_link))
+                .route("/passkey/start", web::post().to(passkeys::login_start))
+                .route("/passkey/finish", web::post().to(passkeys::login_finish)),
         )
+        .route("/account/passkeys", web::get().to(passkeys::list))
+        .route("/account/passkeys/register/start", web::post().to(passkeys::register_start))
+        .route("/account/passkeys/register/finish", web::post().to(passkeys::register_finish))
         .route("/try", web::get().to(try_it::index))
         .route("/try/start", web::post().to(try_it::start))
         .route("/try/callback", web::get().to(try_it::callback))

@@ -89,7 +89,9 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
         KeySet::load_or_create(&mut conn, &master, keyward_core::Clock::unix(&SystemClock))
             .map_err(|e| fail("cannot load signing keys", e))?
     };
-    let kw = Arc::new(Keyward::new(config.clone(), pool, Arc::new(keys), Arc::new(SystemClock), &master));
+    let kw = Arc::new(
+        Keyward::new(config.clone(), pool, Arc::new(keys), Arc::new(SystemClock), &master).map_err(|e| fail("WebAuthn settings", e))?,
+    );
     actix_web::rt::System::new().block_on(async move {
         let mailer = Mailer::new(mail_settings(&config), &config.mail_from).map_err(|e| fail("mail settings", e))?;
         spawn_cleanup(kw.clone());
@@ -144,13 +146,14 @@ pub fn cleanup(path: &Path) -> Result<(), ExitCode> {
     let now = keyward_core::Clock::unix(&SystemClock);
     let s = keyward_service::sweep_expired(&mut conn, &config, now).map_err(|e| fail("cleanup failed", e))?;
     println!(
-        "removed {} expired rows: {} email codes, {} login attempts, {} sessions, {} authorization codes, {} rate-limit windows",
+        "removed {} expired rows: {} email codes, {} login attempts, {} sessions, {} authorization codes, {} rate-limit windows, {} passkey ceremonies",
         s.total(),
         s.email_challenges,
         s.login_attempts,
         s.sessions,
         s.authorization_codes,
-        s.rate_limits
+        s.rate_limits,
+        s.ceremonies
     );
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Sweeping rows whose secrets can no longer be used. Idempotent, so every instance may run it.
 
 use crate::DbConnection;
-use crate::schema::{authorization_codes as ac, email_challenges as ec, login_attempts as la, rate_limits as rl, sessions as s};
+use crate::schema::{
+    authorization_codes as ac, email_challenges as ec, login_attempts as la, rate_limits as rl, sessions as s, webauthn_ceremonies as wc,
+};
 use diesel::prelude::*;
 
 /// How many rows each sweep removed.
@@ -12,11 +14,12 @@ pub struct Swept {
     pub sessions: usize,
     pub authorization_codes: usize,
     pub rate_limits: usize,
+    pub ceremonies: usize,
 }
 
 impl Swept {
     pub fn total(&self) -> usize {
-        self.email_challenges + self.login_attempts + self.sessions + self.authorization_codes + self.rate_limits
+        self.email_challenges + self.login_attempts + self.sessions + self.authorization_codes + self.rate_limits + self.ceremonies
     }
 }
 
@@ -34,5 +37,6 @@ pub fn sweep(conn: &mut DbConnection, now: i64, idle_secs: i64, code_retention_s
         .execute(conn)?,
         authorization_codes: diesel::delete(ac::table.filter(ac::created_at.lt(now - code_retention_secs))).execute(conn)?,
         rate_limits: diesel::delete(rl::table.filter(rl::window_start.lt(now - limit_window_secs))).execute(conn)?,
+        ceremonies: diesel::delete(wc::table.filter(wc::expires_at.lt(now))).execute(conn)?,
     })
 }

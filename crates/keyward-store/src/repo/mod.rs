@@ -7,5 +7,6 @@ pub mod cleanup;
 pub mod codes;
 pub mod keys;
 pub mod limits;
+pub mod passkeys;
 pub mod sessions;
 pub mod users;

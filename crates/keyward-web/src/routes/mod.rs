@@ -6,6 +6,7 @@ pub mod health;
 pub mod home;
 pub mod link;
 pub mod login;
+pub mod passkeys;
 pub mod token;
 pub mod try_it;
 pub mod userinfo;
