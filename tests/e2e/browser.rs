@@ -55,3 +55,51 @@ async fn cross_device_waiting_page_in_chromium_continues_by_itself() -> anyhow::
     assert!(node.wait().await?.success());
     Ok(())
 }
+
+/// Issue 4's journey: email sign-in, add a passkey, sign out, passkey autofill signs in.
+#[tokio::test]
+async fn passkey_journey_in_chromium_with_a_virtual_authenticator() -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn(AppOptions::default()).await?;
+    let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
+    let (req1, req2) = (auth_request(&rp), auth_request(&rp));
+    let email = "chromium-passkey@example.com";
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/browser/passkey_journey.mjs");
+    let mut node = tokio::process::Command::new("node")
+        .args([script, &req1.url, &req2.url, email, CLIENT_REDIRECT, &app.url("/account")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut stdin = node.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(node.stdout.take().expect("stdout")).lines();
+    let mut next = async || -> anyhow::Result<serde_json::Value> {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??;
+        Ok(serde_json::from_str(&line.unwrap_or_default())?)
+    };
+    assert_eq!(next().await?["step"], "code");
+    let mail = app.smtp.wait_for_mail_to(email, 0, Duration::from_secs(15)).await?;
+    let code = keyward_testkit::browser::code_in(&mail.text)?;
+    stdin.write_all(format!("{code}\n").as_bytes()).await?;
+    let first = next().await?["callback1"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(param(&first, "state")?, req1.state);
+    assert_eq!(next().await?["passkeys"], 1, "the account page lists the new passkey");
+
+    let done = next().await?;
+    assert_eq!(done["errors"], serde_json::json!([]), "no script or CSP errors");
+    let second = done["callback2"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(param(&second, "state")?, req2.state);
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(param(&second, "code")?))?
+        .set_pkce_verifier(req2.verifier)
+        .request_async(&rp_http()?)
+        .await?;
+    let claims = tokens.id_token().expect("an ID token").claims(&rp.id_token_verifier(), &req2.nonce)?;
+    assert_eq!(claims.email().map(|e| e.as_str()), Some(email));
+    let amr: Vec<String> = claims.auth_method_refs().expect("amr").iter().map(|a| a.to_string()).collect();
+    assert!(amr.contains(&"user".to_string()), "signed in with the passkey, not email: {amr:?}");
+    drop(stdin);
+    assert!(node.wait().await?.success());
+    Ok(())
+}

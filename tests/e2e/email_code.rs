@@ -165,7 +165,15 @@ async fn login_page_follows_platform_conventions() -> anyhow::Result<()> {
     assert!(page.body.contains(r#"type="email""#) && page.body.contains(r#"autocomplete="username webauthn""#));
     assert!(page.body.contains("<label for=\"email\""));
     assert!(page.body.contains("name=\"viewport\""));
-    assert!(!page.body.contains("<script"), "works without JavaScript");
+    // Email sign-in is a plain form; the passkey button stays hidden until the (external,
+    // deferred) script finds WebAuthn, so without JavaScript the page is email-only.
+    assert!(page.body.contains(r#"<form method="post" action="/login/email""#), "works without JavaScript");
+    assert!(
+        page.body.contains(r#"id="passkey-sign-in""#)
+            && page.body.contains("data-attempt")
+            && page.body.contains(" hidden>Sign in with a passkey")
+    );
+    assert_eq!(page.body.matches("<script").count(), page.body.matches(r#"<script src="/static/"#).count(), "no inline script");
     assert_eq!(page.header("cache-control").as_deref(), Some("no-store"));
     let csp = page.header("content-security-policy").unwrap_or_default();
     assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "E4/E5: {csp}");

@@ -150,20 +150,25 @@ impl Keyward {
 
     /// The signed-in person's passkeys.
     pub fn list_passkeys(&self, session_token: &str) -> Result<Option<Vec<PasskeySummary>>, ServiceError> {
+        Ok(self.account(session_token)?.map(|(_, list)| list))
+    }
+
+    /// The signed-in person's address and passkeys, for the account page.
+    pub fn account(&self, session_token: &str) -> Result<Option<(String, Vec<PasskeySummary>)>, ServiceError> {
         let mut conn = self.conn()?;
         let Some(user) = self.signed_in_user(&mut conn, session_token)? else { return Ok(None) };
         let rows = repo::passkeys::for_user(&mut conn, &user.id)?;
-        Ok(Some(
-            rows.into_iter()
-                .map(|r| PasskeySummary {
-                    id: r.credential_id,
-                    name: r.name,
-                    created_at: r.created_at,
-                    last_used_at: r.last_used_at,
-                    synced: r.backup_eligible,
-                })
-                .collect(),
-        ))
+        let list = rows
+            .into_iter()
+            .map(|r| PasskeySummary {
+                id: r.credential_id,
+                name: r.name,
+                created_at: r.created_at,
+                last_used_at: r.last_used_at,
+                synced: r.backup_eligible,
+            })
+            .collect();
+        Ok(Some((user.email, list)))
     }
 
     /// Starts a username-less sign-in for a login attempt of this browser.

@@ -66,6 +66,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &SignInLimiter) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/static/keyward.css", web::get().to(home::stylesheet))
         .route("/static/login.js", web::get().to(home::login_script))
+        .route("/static/passkey.js", web::get().to(home::passkey_script))
         .route("/favicon.ico", web::get().to(home::favicon))
         .route("/.well-known/openid-configuration", web::get().to(discovery::openid_configuration))
         .route("/jwks", web::get().to(discovery::jwks))
@@ -91,6 +92,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &SignInLimiter) {
                 .route("/passkey/start", web::post().to(passkeys::login_start))
                 .route("/passkey/finish", web::post().to(passkeys::login_finish)),
         )
+        .route("/account", web::get().to(passkeys::account_page))
         .route("/account/passkeys", web::get().to(passkeys::list))
         .route("/account/passkeys/register/start", web::post().to(passkeys::register_start))
         .route("/account/passkeys/register/finish", web::post().to(passkeys::register_finish))

@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use tera::{Context, Tera};
 
 const TEMPLATES: &[(&str, &str)] = &[
+    ("account.html", include_str!("../../../ui/templates/account.html")),
     ("base.html", include_str!("../../../ui/templates/base.html")),
     ("error.html", include_str!("../../../ui/templates/error.html")),
     ("home.html", include_str!("../../../ui/templates/home.html")),
@@ -21,6 +22,7 @@ const TEMPLATES: &[(&str, &str)] = &[
 
 pub const STYLESHEET: &str = include_str!("../../../ui/static/keyward.css");
 pub const LOGIN_SCRIPT: &str = include_str!("../../../ui/static/login.js");
+pub const PASSKEY_SCRIPT: &str = include_str!("../../../ui/static/passkey.js");
 
 static TERA: LazyLock<Result<Tera, String>> = LazyLock::new(|| {
     let mut t = Tera::default();

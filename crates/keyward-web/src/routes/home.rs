@@ -1,7 +1,7 @@
 //! The landing page, the stylesheet and the not-found page.
 
 use super::State;
-use crate::pages::{LOGIN_SCRIPT, STYLESHEET, error_page, render};
+use crate::pages::{LOGIN_SCRIPT, PASSKEY_SCRIPT, STYLESHEET, error_page, render};
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
@@ -21,6 +21,13 @@ pub async fn login_script() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .body(LOGIN_SCRIPT)
+}
+
+pub async fn passkey_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(PASSKEY_SCRIPT)
 }
 
 /// No icon: an empty answer browsers cache, instead of a 404 on every page.

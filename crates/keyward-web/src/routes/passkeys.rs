@@ -150,3 +150,33 @@ pub async fn login_finish(req: HttpRequest, state: State, body: web::Json<LoginF
         },
     )
 }
+
+/// GET /account: the signed-in person's passkeys and an "Add a passkey" button.
+pub async fn account_page(req: HttpRequest, state: State) -> Result<HttpResponse, WebError> {
+    let not_in = || {
+        WebError::page(
+            StatusCode::UNAUTHORIZED,
+            "You're not signed in",
+            "Your account page needs a signed-in session.",
+            Some("Sign in through an app first, then come back here."),
+        )
+    };
+    let session = cookies::get(&req, cookies::SESSION).ok_or_else(not_in)?;
+    let kw = state.kw.clone();
+    let (email, passkeys) = blocking(move || kw.account(&session)).await.map_err(WebError::PageInternal)?.ok_or_else(not_in)?;
+    let rows: Vec<serde_json::Value> = passkeys
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "name": p.name,
+                "synced": p.synced,
+                "created": super::human_time(p.created_at),
+                "last_used": p.last_used_at.map(super::human_time),
+            })
+        })
+        .collect();
+    let mut ctx = tera::Context::new();
+    ctx.insert("email", &email);
+    ctx.insert("passkeys", &rows);
+    Ok(crate::pages::render(StatusCode::OK, "account.html", &ctx))
+}

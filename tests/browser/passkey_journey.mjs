@@ -1,0 +1,64 @@
+// The passkey journey in Debian's headless Chromium with a CDP virtual authenticator
+// (ctap2, internal transport, resident keys, user verification): sign in by emailed code,
+// add a passkey on the account page, drop the session, then sign in again through an app
+// with no typing at all (the login page's passkey autofill completes by itself).
+//
+// usage: node passkey_journey.mjs AUTHORIZE_URL_1 AUTHORIZE_URL_2 EMAIL CALLBACK_PREFIX ACCOUNT_URL
+// Prints JSON lines: {"step":"code"} (then reads the code on stdin), {"callback1":…},
+// {"passkeys":N}, {"callback2":…,"errors":[…]}.
+import { chromium } from "playwright-core";
+import readline from "node:readline";
+
+const [first, second, email, callbackPrefix, accountUrl] = process.argv.slice(2);
+const input = readline.createInterface({ input: process.stdin });
+const lines = input[Symbol.asyncIterator]();
+const say = (o) => console.log(JSON.stringify(o));
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("response", (r) => { if (r.status() >= 400 && !r.url().startsWith(callbackPrefix)) errors.push(`${r.status()} ${r.url()}`); });
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("WebAuthn.enable");
+  await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+  });
+
+  // The app's callback does not answer, so Chromium ends each trip to the app on its own
+  // error page; wait for that before going on, or the next navigation is interrupted by it.
+  const settled = () => page.waitForURL((u) => u.protocol === "chrome-error:", { timeout: 20000 });
+
+  // 1. Email sign-in.
+  let toApp = page.waitForRequest((r) => r.url().startsWith(callbackPrefix), { timeout: 45000 });
+  await page.goto(first);
+  await page.getByLabel("Email address").fill(email);
+  await page.getByRole("button", { name: "Email me a code" }).click();
+  await page.waitForURL(/\/login\/code\?attempt=/);
+  say({ step: "code" });
+  const code = (await lines.next()).value.trim();
+  await page.getByLabel("Sign-in code").fill(code);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  say({ callback1: (await toApp).url() });
+  await settled();
+
+  // 2. Add a passkey on the account page.
+  await page.goto(accountUrl);
+  await page.getByRole("button", { name: "Add a passkey" }).click();
+  await page.waitForSelector(".passkeys li", { timeout: 20000 });
+  say({ passkeys: await page.locator(".passkeys li").count() });
+
+  // 3. Without a session, the app sends the person back: the passkey signs in by itself.
+  await context.clearCookies({ name: "__Host-keyward_session" });
+  toApp = page.waitForRequest((r) => r.url().startsWith(callbackPrefix), { timeout: 45000 });
+  await page.goto(second);
+  say({ callback2: (await toApp).url(), errors });
+} finally {
+  input.close();
+  await browser.close();
+}
