@@ -1,11 +1,12 @@
 // The passkey journey in Debian's headless Chromium with a CDP virtual authenticator
 // (ctap2, internal transport, resident keys, user verification): sign in by emailed code,
-// add a passkey on the account page, drop the session, then sign in again through an app
-// with no typing at all (the login page's passkey autofill completes by itself).
+// accept the "sign in faster next time" offer (a passkey plus ten recovery codes), see it
+// on the account page, drop the session, then sign in again through an app with no typing
+// at all (the login page's passkey autofill completes by itself).
 //
 // usage: node passkey_journey.mjs AUTHORIZE_URL_1 AUTHORIZE_URL_2 EMAIL CALLBACK_PREFIX ACCOUNT_URL
-// Prints JSON lines: {"step":"code"} (then reads the code on stdin), {"callback1":…},
-// {"passkeys":N}, {"callback2":…,"errors":[…]}.
+// Prints JSON lines: {"step":"code"} (then reads the code on stdin), {"recovery_codes":N},
+// {"callback1":…}, {"passkeys":N}, {"callback2":…,"errors":[…]}.
 import { chromium } from "playwright-core";
 import readline from "node:readline";
 
@@ -44,14 +45,19 @@ try {
   const code = (await lines.next()).value.trim();
   await page.getByLabel("Sign-in code").fill(code);
   await page.getByRole("button", { name: "Sign in", exact: true }).click();
+
+  // 2. The offer: create a passkey on this device, get recovery codes, continue to the app.
+  await page.waitForURL(/\/login\/passkey-offer\?attempt=/);
+  await page.getByRole("button", { name: "Create a passkey" }).click();
+  await page.waitForSelector("#recovery-new .codes li", { timeout: 20000 });
+  say({ recovery_codes: await page.locator("#recovery-new .codes li").count() });
+  await page.getByRole("button", { name: /^Continue to / }).click();
   say({ callback1: (await toApp).url() });
   await settled();
 
-  // 2. Add a passkey on the account page.
+  // The account page lists it.
   await page.goto(accountUrl);
-  await page.getByRole("button", { name: "Add a passkey" }).click();
-  await page.waitForSelector(".passkeys li", { timeout: 20000 });
-  say({ passkeys: await page.locator(".passkeys li").count() });
+  say({ passkeys: await page.locator(".passkeys > li").count() });
 
   // 3. Without a session, the app sends the person back: the passkey signs in by itself.
   await context.clearCookies({ name: "__Host-keyward_session" });

@@ -82,6 +82,7 @@ async fn passkey_journey_in_chromium_with_a_virtual_authenticator() -> anyhow::R
     let mail = app.smtp.wait_for_mail_to(email, 0, Duration::from_secs(15)).await?;
     let code = keyward_testkit::browser::code_in(&mail.text)?;
     stdin.write_all(format!("{code}\n").as_bytes()).await?;
+    assert_eq!(next().await?["recovery_codes"], 10, "the first passkey comes with ten recovery codes");
     let first = next().await?["callback1"].as_str().unwrap_or_default().to_owned();
     assert_eq!(param(&first, "state")?, req1.state);
     assert_eq!(next().await?["passkeys"], 1, "the account page lists the new passkey");

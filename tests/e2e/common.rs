@@ -93,12 +93,16 @@ pub async fn request_mail(
     csrf: &str,
     email: &str,
 ) -> anyhow::Result<keyward_testkit::smtp::ReceivedMail> {
-    let before = app.smtp.messages().iter().filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(email))).count();
+    // Security notices may arrive meanwhile: count sign-in emails only.
+    const SIGN_IN: &str = "sign-in code";
+    let is_sign_in =
+        |m: &keyward_testkit::smtp::ReceivedMail| m.to.iter().any(|t| t.eq_ignore_ascii_case(email)) && m.subject.contains(SIGN_IN);
+    let before = app.smtp.messages().iter().filter(|m| is_sign_in(m)).count();
     let sent = browser.post_form(&app.url("/login/email"), &[("attempt", attempt), ("csrf", csrf), ("email", email)]).await?;
     if sent.status != 303 {
         bail!("sending a code answered {}:\n{}", sent.status, sent.body);
     }
-    app.smtp.wait_for_mail_to(email, before, Duration::from_secs(15)).await
+    app.smtp.wait_for_mail_about(email, SIGN_IN, before, Duration::from_secs(15)).await
 }
 
 pub async fn submit_code(

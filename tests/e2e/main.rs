@@ -13,6 +13,8 @@ mod email_code;
 mod limits;
 mod magic_link;
 mod oidc_flow;
+mod passkey_account;
+mod passkey_steps;
 mod passkeys;
 mod protocol_errors;
 mod try_it;

@@ -1,10 +1,14 @@
 //! Passkeys over HTTP with webauthn-rs' software authenticator (CHECKLIST C): registration
 //! for a signed-in person, username-less sign-in through an RP flow, `amr`, and refusals of
-//! a replayed assertion, a stale challenge and a wrong origin. (The software authenticator
+//! forged, stale, foreign or replayed ceremonies, one test per item. (The software authenticator
 //! has no resident keys, so the test acts as the browser: it names the credential and puts
 //! the user handle in the assertion, as a discoverable credential would.)
 
 use crate::common::*;
+use crate::passkey_steps::*;
+use anyhow::Context as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyward_testkit::app::*;
 use keyward_testkit::browser::Browser;
 use openidconnect::{AuthorizationCode, TokenResponse};
@@ -12,12 +16,6 @@ use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
 use webauthn_rs_proto::{AllowCredentials, ResidentKeyRequirement, UserVerificationPolicy};
-
-async fn post_json(browser: &Browser, url: &str, origin: &str, body: serde_json::Value) -> anyhow::Result<(u16, serde_json::Value)> {
-    let resp = browser.http.post(url).header("Origin", origin).json(&body).send().await?;
-    let status = resp.status().as_u16();
-    Ok((status, resp.json().await.unwrap_or_default()))
-}
 
 #[tokio::test]
 async fn passkey_registration_then_username_less_sign_in_through_an_rp() -> anyhow::Result<()> {
@@ -144,4 +142,180 @@ async fn a2_an_assertion_naming_another_account_is_refused() -> anyhow::Result<(
 fn uuid_bytes(s: &str) -> anyhow::Result<Vec<u8>> {
     let hex: String = s.chars().filter(|c| *c != '-').collect();
     (0..hex.len()).step_by(2).map(|i| Ok(u8::from_str_radix(&hex[i..i + 2], 16)?)).collect()
+}
+
+// Negative ceremonies (CHECKLIST C). Every bad answer is refused with the same
+// `passkey_not_accepted`; a challenge that is not live is `stale_challenge`.
+
+#[tokio::test]
+async fn r3_a_registration_from_another_origin_is_refused() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let browser = world.signed_in("r3@example.com").await?;
+    let start = world.start_registration(&browser).await?;
+    // The request itself comes from Keyward's origin; the client data names another.
+    let credential = credential_from_origin(&mut SoftPasskey::new(true), EVIL_ORIGIN, start.for_soft_authenticator())?;
+    let resp = world.finish_registration(&browser, &start.ceremony, &credential).await?;
+    assert_eq!(error_of(&resp), NOT_ACCEPTED, "{}", resp.1);
+    assert_eq!(world.passkey_count(&browser).await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a4_an_assertion_from_another_origin_is_refused() -> anyhow::Result<()> {
+    let (world, mut authenticator, passkey) = World::with_a_passkey().await?;
+    let sign_in = world.start_sign_in().await?;
+    let assertion = assertion_from_origin(&mut authenticator, EVIL_ORIGIN, sign_in.options_for(&passkey), &passkey)?;
+    let resp = world.finish_sign_in(&sign_in, &assertion).await?;
+    assert_eq!(error_of(&resp), NOT_ACCEPTED, "{}", resp.1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn r2_an_expired_registration_challenge_is_refused() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let browser = world.signed_in("r2@example.com").await?;
+    let start = world.start_registration(&browser).await?;
+    let credential = SoftPasskey::new(true).do_registration(Url::parse(&world.origin)?, start.for_soft_authenticator())?;
+    world.expire_ceremony(&start.ceremony, "register").await?;
+    let resp = world.finish_registration(&browser, &start.ceremony, &credential).await?;
+    assert_eq!(error_of(&resp), STALE_CHALLENGE, "{}", resp.1);
+    assert_eq!(world.passkey_count(&browser).await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn r2_a_registration_started_by_one_person_and_finished_by_another_is_refused() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let alice = world.signed_in("alice@example.com").await?;
+    let bob = world.signed_in("bob@example.com").await?;
+    let start = world.start_registration(&alice).await?;
+    let credential = SoftPasskey::new(true).do_registration(Url::parse(&world.origin)?, start.for_soft_authenticator())?;
+    let resp = world.finish_registration(&bob, &start.ceremony, &credential).await?;
+    assert_eq!(error_of(&resp), STALE_CHALLENGE, "{}", resp.1);
+    assert_eq!((world.passkey_count(&alice).await?, world.passkey_count(&bob).await?), (0, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a4_an_expired_sign_in_challenge_is_refused() -> anyhow::Result<()> {
+    let (world, mut authenticator, passkey) = World::with_a_passkey().await?;
+    let sign_in = world.start_sign_in().await?;
+    let assertion = assertion(&mut authenticator, &world.origin, sign_in.options_for(&passkey), &passkey)?;
+    world.expire_ceremony(&sign_in.ceremony, "login").await?;
+    let resp = world.finish_sign_in(&sign_in, &assertion).await?;
+    assert_eq!(error_of(&resp), STALE_CHALLENGE, "{}", resp.1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn r7_a_registration_without_user_verification_is_refused() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let browser = world.signed_in("r7@example.com").await?;
+    let start = world.start_registration(&browser).await?;
+    // `SoftPasskey::new(false)` does not pretend to verify the user: asked for `required` it
+    // fails on the client, so it is asked with `discouraged` and answers with UP alone.
+    let mut options = start.for_soft_authenticator();
+    if let Some(s) = options.public_key.authenticator_selection.as_mut() {
+        s.user_verification = UserVerificationPolicy::Discouraged_DO_NOT_USE;
+    }
+    let credential = SoftPasskey::new(false).do_registration(Url::parse(&world.origin)?, options)?;
+    let resp = world.finish_registration(&browser, &start.ceremony, &credential).await?;
+    assert_eq!(error_of(&resp), NOT_ACCEPTED, "{}", resp.1);
+    assert_eq!(world.passkey_count(&browser).await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a5_an_assertion_without_user_verification_is_refused() -> anyhow::Result<()> {
+    let (world, mut authenticator, passkey) = World::with_a_passkey().await?;
+    let sign_in = world.start_sign_in().await?;
+    // Asked with `discouraged`, the authenticator sets UP and leaves UV clear.
+    let mut options = sign_in.options_for(&passkey);
+    options.public_key.user_verification = UserVerificationPolicy::Discouraged_DO_NOT_USE;
+    let assertion = assertion(&mut authenticator, &world.origin, options, &passkey)?;
+    let resp = world.finish_sign_in(&sign_in, &assertion).await?;
+    assert_eq!(error_of(&resp), NOT_ACCEPTED, "{}", resp.1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a7_a_flipped_signature_bit_is_refused_exactly_like_an_unknown_credential() -> anyhow::Result<()> {
+    let (world, mut authenticator, passkey) = World::with_a_passkey().await?;
+
+    let sign_in = world.start_sign_in().await?;
+    let mut flipped = assertion(&mut authenticator, &world.origin, sign_in.options_for(&passkey), &passkey)?;
+    *flipped.response.signature.last_mut().context("an empty signature")? ^= 0x01;
+    let bad_signature = world.finish_sign_in(&sign_in, &flipped).await?;
+    assert_eq!(error_of(&bad_signature), NOT_ACCEPTED, "{}", bad_signature.1);
+
+    // No enumeration: a credential id Keyward never saw gets the very same answer.
+    let sign_in = world.start_sign_in().await?;
+    let mut unknown = assertion(&mut authenticator, &world.origin, sign_in.options_for(&passkey), &passkey)?;
+    unknown.raw_id = rand::random::<[u8; 32]>().to_vec();
+    unknown.id = URL_SAFE_NO_PAD.encode(&unknown.raw_id);
+    let unknown_credential = world.finish_sign_in(&sign_in, &unknown).await?;
+    assert_eq!(bad_signature, unknown_credential, "a bad signature and an unknown credential must be indistinguishable");
+    Ok(())
+}
+
+#[tokio::test]
+async fn r12_a_credential_already_registered_is_refused() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let alice = world.signed_in("alice@example.com").await?;
+    let start = world.start_registration(&alice).await?;
+    let packed = SoftPasskey::new(true).do_registration(Url::parse(&world.origin)?, start.for_soft_authenticator())?;
+    // Control: the credential presented through `same_credential_again` (a `none`
+    // attestation) is accepted the first time, so the refusals below are about its id.
+    let first = world.finish_registration(&alice, &start.ceremony, &same_credential_again(&packed, &start.options, &world.origin)?).await?;
+    assert_eq!(first.0, 201, "{}", first.1);
+
+    // The same person registers it again…
+    let again = world.start_registration(&alice).await?;
+    let resp = world.finish_registration(&alice, &again.ceremony, &same_credential_again(&packed, &again.options, &world.origin)?).await?;
+    assert_eq!(error_of(&resp), NOT_ACCEPTED, "{}", resp.1);
+    // …and someone else claims it (the authenticator data carries no user handle).
+    let bob = world.signed_in("bob@example.com").await?;
+    let theirs = world.start_registration(&bob).await?;
+    let resp = world.finish_registration(&bob, &theirs.ceremony, &same_credential_again(&packed, &theirs.options, &world.origin)?).await?;
+    assert_eq!(error_of(&resp), NOT_ACCEPTED, "{}", resp.1);
+    assert_eq!((world.passkey_count(&alice).await?, world.passkey_count(&bob).await?), (1, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn options_challenge_is_16_bytes_or_more_new_each_time_and_timeout_is_5_to_10_minutes() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let browser = world.signed_in("options@example.com").await?;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..2 {
+        let register = world.start_registration(&browser).await?.options.public_key;
+        let sign_in = world.start_sign_in().await?.options.public_key;
+        for (what, challenge, timeout) in
+            [("registration", register.challenge, register.timeout), ("sign-in", sign_in.challenge, sign_in.timeout)]
+        {
+            assert!(challenge.len() >= 16, "{what} challenge of {} bytes", challenge.len());
+            assert!(seen.insert(challenge), "a {what} challenge was issued twice");
+            assert!(matches!(timeout, Some(300_000..=600_000)), "{what} timeout {timeout:?} ms is outside 300000..=600000");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a8_an_assertion_with_a_lower_signature_counter_is_refused() -> anyhow::Result<()> {
+    let (world, mut authenticator, passkey) = World::with_a_passkey().await?;
+    // SoftPasskey cannot be cloned (its keys are private). A clone whose counter fell behind
+    // is played by an assertion signed earlier (signCount 1) that arrives after a later one
+    // (signCount 2) has signed in.
+    let earlier = world.start_sign_in().await?;
+    let from_the_clone = assertion(&mut authenticator, &world.origin, earlier.options_for(&passkey), &passkey)?;
+    let later = world.start_sign_in().await?;
+    let from_the_original = assertion(&mut authenticator, &world.origin, later.options_for(&passkey), &passkey)?;
+    let (status, body) = world.finish_sign_in(&later, &from_the_original).await?;
+    assert_eq!(status, 200, "{body}");
+
+    let resp = world.finish_sign_in(&earlier, &from_the_clone).await?;
+    assert_eq!(error_of(&resp), NOT_ACCEPTED, "{}", resp.1);
+    assert!(world.audit_kinds().await?.iter().any(|k| k == "passkey_counter_regression"), "the possible clone is in the audit log");
+    Ok(())
 }

@@ -77,12 +77,28 @@
     }
   }
 
-  // Registration
-  var add = document.getElementById("passkey-add");
-  if (add) {
-    add.hidden = false;
-    add.addEventListener("click", function () {
+  // Registration: "Add a passkey" on the account page, "Create a passkey" on the offer
+  // after an email sign-in. The first passkey comes with recovery codes, shown once.
+  function showRecoveryCodes(codes) {
+    var box = document.getElementById("recovery-new");
+    if (!box || !codes || !codes.length) { return false; }
+    var list = box.querySelector(".codes");
+    codes.forEach(function (c) {
+      var li = document.createElement("li"), code = document.createElement("code");
+      code.textContent = c; li.appendChild(code); list.appendChild(li);
+    });
+    var text = "Recovery codes for " + location.origin + "\nEach code signs you in once.\n\n" + codes.join("\n") + "\n";
+    box.querySelector("a[download]").href = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+    box.hidden = false;
+    box.setAttribute("tabindex", "-1");
+    box.focus();
+    return true;
+  }
+  function register(button, after) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
       say("");
+      button.disabled = true;
       post("/account/passkeys/register/start", {}).then(function (start) {
         var pk = start.options.publicKey;
         pk.challenge = fromB64u(pk.challenge);
@@ -91,7 +107,7 @@
         return navigator.credentials.create({ publicKey: pk }).then(function (cred) {
           return post("/account/passkeys/register/finish", {
             ceremony: start.ceremony,
-            name: navigator.userAgentData && navigator.userAgentData.platform ? navigator.userAgentData.platform + " passkey" : "Passkey",
+            name: defaultName(),
             credential: {
               id: cred.id, rawId: toB64u(cred.rawId), type: cred.type, extensions: {},
               response: {
@@ -102,8 +118,44 @@
             }
           });
         });
-      }).then(function () { window.location.reload(); })
-        .catch(function (e) { say(e.name === "InvalidStateError" ? "This device already has a passkey for your account." : (e.name === "NotAllowedError" ? "No passkey was created." : e.message)); });
+      }).then(function (done) { after(done); })
+        .catch(function (e) {
+          button.disabled = false;
+          say(e.name === "InvalidStateError" ? "This device already has a passkey for your account." : (e.name === "NotAllowedError" ? "No passkey was created." : e.message));
+        });
     });
+  }
+  // A name people recognise: "Chrome on Android", "Safari on iPhone"… (editable later).
+  function defaultName() {
+    var ua = navigator.userAgent, browser = "Browser", os = "";
+    if (/Edg\//.test(ua)) { browser = "Edge"; } else if (/Firefox\//.test(ua)) { browser = "Firefox"; }
+    else if (/Chrom(e|ium)\//.test(ua)) { browser = "Chrome"; } else if (/Safari\//.test(ua)) { browser = "Safari"; }
+    if (/iPhone|iPad/.test(ua)) { os = "iPhone"; } else if (/Android/.test(ua)) { os = "Android"; }
+    else if (/Mac OS X/.test(ua)) { os = "Mac"; } else if (/Windows/.test(ua)) { os = "Windows"; }
+    else if (/Linux|CrOS/.test(ua)) { os = "Linux"; }
+    return os ? browser + " on " + os : browser;
+  }
+
+  var add = document.getElementById("passkey-add");
+  if (add) {
+    register(add, function (done) {
+      if (!showRecoveryCodes(done.recovery_codes)) { window.location.reload(); }
+      else { add.hidden = true; }
+    });
+  }
+  var offer = document.getElementById("passkey-offer-create");
+  if (offer) {
+    register(offer, function (done) {
+      offer.hidden = true;
+      var next = document.getElementById("offer-continue-button");
+      if (!showRecoveryCodes(done.recovery_codes) && next) { next.click(); }
+    });
+  }
+
+  // The code form tells the server whether this device can make a passkey, so the
+  // "sign in faster next time" offer only appears where it can work.
+  var platform = document.getElementById("platform-authenticator");
+  if (platform && PublicKeyCredential.isUserVerifyingPlatformAuthenticatorAvailable) {
+    PublicKeyCredential.isUserVerifyingPlatformAuthenticatorAvailable().then(function (ok) { platform.value = ok ? "1" : ""; });
   }
 })();

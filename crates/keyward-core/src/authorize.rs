@@ -22,11 +22,46 @@ pub struct AuthorizationRequest {
     pub prompt: Vec<String>,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// Requested authentication context classes, in order of preference (OIDC Core §3.1.2.1).
+    #[serde(default)]
+    pub acr_values: Vec<String>,
 }
+
+/// `acr` for phishing-resistant authentication (OpenID EAP ACR values): any passkey.
+pub const ACR_PHR: &str = "phr";
+/// `acr` for phishing-resistant, hardware-protected authentication: a device-bound passkey.
+pub const ACR_PHRH: &str = "phrh";
 
 impl AuthorizationRequest {
     pub fn prompt_has(&self, value: &str) -> bool {
         self.prompt.iter().any(|p| p == value)
+    }
+
+    /// Whether the app asked for a passkey: `acr_values` names only phishing-resistant
+    /// classes. (A list that also names a weaker class is satisfied by any sign-in.)
+    pub fn requires_passkey(&self) -> bool {
+        !self.acr_values.is_empty() && self.acr_values.iter().all(|a| a == ACR_PHR || a == ACR_PHRH)
+    }
+
+    /// Whether a sign-in with these `amr` values satisfies the requested `acr_values`.
+    pub fn satisfied_by(&self, amr: &str) -> bool {
+        if !self.requires_passkey() {
+            return true;
+        }
+        acr_for_amr(amr).is_some_and(|got| self.acr_values.iter().any(|want| want == got || (want == ACR_PHR && got == ACR_PHRH)))
+    }
+}
+
+/// The `acr` a sign-in earns from its `amr` (RFC 8176 values, space-separated): a
+/// device-bound passkey is `phrh`, a synced one `phr`; other methods carry no class.
+pub fn acr_for_amr(amr: &str) -> Option<&'static str> {
+    let has = |v: &str| amr.split(' ').any(|a| a == v);
+    if has("hwk") {
+        Some(ACR_PHRH)
+    } else if has("swk") {
+        Some(ACR_PHR)
+    } else {
+        None
     }
 }
 
@@ -166,6 +201,7 @@ pub fn validate_authorization_request<'c>(
         return Err(fail(E::InvalidRequest, "state is too long"));
     }
     let login_hint = get("login_hint").filter(|h| h.len() <= 254).map(str::to_owned);
+    let acr_values: Vec<String> = get("acr_values").unwrap_or("").split(' ').filter(|a| !a.is_empty()).take(8).map(str::to_owned).collect();
 
     Ok((
         AuthorizationRequest {
@@ -178,6 +214,7 @@ pub fn validate_authorization_request<'c>(
             prompt,
             max_age,
             login_hint,
+            acr_values,
         },
         client,
     ))

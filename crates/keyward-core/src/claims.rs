@@ -23,6 +23,9 @@ pub struct IdTokenClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     pub amr: Vec<String>,
+    /// `phr`/`phrh` after a passkey sign-in (OpenID EAP ACR values); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
     pub azp: String,
     #[serde(flatten)]
     pub profile: ProfileClaims,

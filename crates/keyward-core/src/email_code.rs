@@ -11,7 +11,12 @@ pub const MAX_ATTEMPTS: i32 = 5;
 
 /// A new code in canonical form (8 characters, no dash).
 pub fn generate(rng: &mut impl RngCore) -> String {
-    let mut bytes = [0u8; CODE_LEN];
+    generate_len(rng, CODE_LEN)
+}
+
+/// `len` characters of the code alphabet, 5 bits each.
+pub(crate) fn generate_len(rng: &mut impl RngCore, len: usize) -> String {
+    let mut bytes = vec![0u8; len];
     rng.fill_bytes(&mut bytes);
     // 256 is a multiple of 32, so `b % 32` is unbiased.
     bytes.iter().map(|b| ALPHABET[(*b % 32) as usize] as char).collect()
@@ -24,7 +29,12 @@ pub fn display(code: &str) -> String {
 
 /// What a person typed → canonical form, or `None` when it cannot be a code at all.
 pub fn normalize(input: &str) -> Option<String> {
-    let mut out = String::with_capacity(CODE_LEN);
+    normalize_len(input, CODE_LEN)
+}
+
+/// Like [`normalize`] for a code of `len` characters.
+pub(crate) fn normalize_len(input: &str, len: usize) -> Option<String> {
+    let mut out = String::with_capacity(len);
     for ch in input.chars() {
         let c = match ch.to_ascii_uppercase() {
             '-' | ' ' | '\u{a0}' | '\t' => continue,
@@ -34,11 +44,11 @@ pub fn normalize(input: &str) -> Option<String> {
             _ => return None,
         };
         out.push(c);
-        if out.len() > CODE_LEN {
+        if out.len() > len {
             return None;
         }
     }
-    (out.len() == CODE_LEN).then_some(out)
+    (out.len() == len).then_some(out)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod email_code;
 pub mod net;
 pub mod oauth_error;
 pub mod pkce;
+pub mod recovery_code;
 pub mod scope;
 pub mod secret;
 

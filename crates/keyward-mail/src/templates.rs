@@ -12,6 +12,9 @@ const SIGN_IN_CODE_HTML: &str = include_str!("../../../ui/mail/sign_in_code.html
 const INVITATION_TXT: &str = include_str!("../../../ui/mail/invitation.txt.tera");
 const INVITATION_HTML: &str = include_str!("../../../ui/mail/invitation.html.tera");
 
+const NOTICE_TXT: &str = include_str!("../../../ui/mail/security_notice.txt.tera");
+const NOTICE_HTML: &str = include_str!("../../../ui/mail/security_notice.html.tera");
+
 const TXT_NAME: &str = "sign_in_code.txt";
 const HTML_NAME: &str = "sign_in_code.html";
 
@@ -50,6 +53,8 @@ impl MailTemplates {
             (HTML_NAME, SIGN_IN_CODE_HTML),
             ("invitation.txt", INVITATION_TXT),
             ("invitation.html", INVITATION_HTML),
+            ("security_notice.txt", NOTICE_TXT),
+            ("security_notice.html", NOTICE_HTML),
         ])?;
         Ok(MailTemplates { tera })
     }
@@ -76,6 +81,24 @@ impl MailTemplates {
             subject: format!("You're invited to sign in at {}", single_line(issuer)),
             text: self.tera.render("invitation.txt", &context)?,
             html: self.tera.render("invitation.html", &context)?,
+        })
+    }
+}
+
+impl MailTemplates {
+    /// Renders a security notice: `what` happened to the account at `when`, with what to do
+    /// if it wasn't the person.
+    pub fn security_notice(&self, to: &str, issuer: &str, what: &str, when: &str) -> Result<OutgoingMail, MailError> {
+        let mut context = Context::new();
+        context.insert("email", to);
+        context.insert("issuer", issuer);
+        context.insert("what", what);
+        context.insert("when", when);
+        Ok(OutgoingMail {
+            to: to.to_owned(),
+            subject: "Security notice for your sign-in account".to_owned(),
+            text: self.tera.render("security_notice.txt", &context)?,
+            html: self.tera.render("security_notice.html", &context)?,
         })
     }
 }

@@ -2,10 +2,12 @@
 //! writes. Functions here block (database, Argon2); the web layer runs them on the blocking
 //! pool. Nothing here knows about HTTP.
 
+pub mod account;
 pub mod keys;
 pub mod link;
 pub mod login;
 pub mod master_key;
+pub mod metrics;
 pub mod oidc;
 pub mod passkeys;
 pub mod users;
@@ -59,6 +61,7 @@ pub struct Keyward {
     pub clock: Arc<dyn Clock>,
     /// Derived from the master key: the CSRF MAC key.
     pub csrf_key: [u8; 32],
+    pub metrics: metrics::Metrics,
     argon2: Argon2<'static>,
     webauthn: webauthn_rs::Webauthn,
 }
@@ -72,7 +75,16 @@ impl Keyward {
         master: &MasterKey,
     ) -> Result<Keyward, ServiceError> {
         let webauthn = passkeys::build_webauthn(&config.issuer)?;
-        Ok(Keyward { config, pool, keys, clock, csrf_key: master.derive("keyward/csrf/v1"), argon2: Argon2::default(), webauthn })
+        Ok(Keyward {
+            config,
+            pool,
+            keys,
+            clock,
+            csrf_key: master.derive("keyward/csrf/v1"),
+            argon2: Argon2::default(),
+            webauthn,
+            metrics: Default::default(),
+        })
     }
 
     pub fn conn(&self) -> Result<PooledConn, ServiceError> {

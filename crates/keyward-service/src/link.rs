@@ -67,7 +67,7 @@ impl Keyward {
                 if !repo::attempts::consume_challenge(c, &challenge.id, now)? {
                     return Ok(LinkOutcome::Gone);
                 }
-                return Ok(match self.complete_sign_in(c, &attempt.id, browser_id, &challenge.email, "email_link")? {
+                return Ok(match self.complete_sign_in(c, &attempt.id, browser_id, &challenge.email, "email_link", false)? {
                     Ok(signed_in) => LinkOutcome::SignedIn(signed_in),
                     Err(_) => LinkOutcome::Gone,
                 });
@@ -98,7 +98,7 @@ impl Keyward {
                 return Ok(None);
             }
             let Some(challenge) = repo::attempts::latest_challenge(c, attempt_id)? else { return Ok(None) };
-            Ok(self.complete_sign_in(c, attempt_id, browser_id, &challenge.email, "email_link_cross_device")?.ok())
+            Ok(self.complete_sign_in(c, attempt_id, browser_id, &challenge.email, "email_link_cross_device", false)?.ok())
         })
     }
 }

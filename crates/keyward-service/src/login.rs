@@ -61,6 +61,8 @@ pub enum CodeRejected {
     AddressLocked {
         retry_after: i64,
     },
+    /// The app asked for a passkey (`acr_values`); this method does not satisfy it.
+    PasskeyRequired,
 }
 
 /// A finished sign-in: the new session's cookie value and where to send the browser.
@@ -92,6 +94,7 @@ impl Keyward {
             completed_at: None,
             approval_number: None,
             approved_at: None,
+            offer_session_hash: None,
         };
         repo::attempts::insert(&mut *self.conn()?, &row)?;
         Ok(id)
@@ -165,8 +168,8 @@ impl Keyward {
             }
         }
         let deliverable = match repo::users::find_by_email(&mut conn, email.as_str())? {
-            Some(u) => u.disabled_at.is_none(),
-            None => self.signup_allowed(email),
+            Some(u) => u.disabled_at.is_none() && u.email_sign_in && !request.requires_passkey(),
+            None => self.signup_allowed(email) && !request.requires_passkey(),
         };
         let row = EmailChallenge {
             id: random_token(&mut rand::rng()),
@@ -215,11 +218,14 @@ impl Keyward {
     }
 
     /// Checks a typed code; on success signs the person in and answers the attempt's request.
+    /// `offer_passkey`: the browser said it has a platform authenticator, so a person without
+    /// a passkey is offered one before going back to the app.
     pub fn verify_email_code(
         &self,
         attempt_id: &str,
         browser_id: &str,
         typed: &str,
+        offer_passkey: bool,
     ) -> Result<Result<SignedIn, CodeRejected>, ServiceError> {
         let now = self.now();
         let challenge = {
@@ -261,7 +267,7 @@ impl Keyward {
                 return Ok(Err(CodeRejected::NoLiveCode));
             }
             repo::limits::reset(c, &format!("tries:address:{}", hash_secret(&challenge.email)))?;
-            self.complete_sign_in(c, attempt_id, browser_id, &challenge.email, "email_code")
+            self.complete_sign_in(c, attempt_id, browser_id, &challenge.email, "email_code", offer_passkey)
         })
     }
 
@@ -273,12 +279,13 @@ impl Keyward {
         attempt_id: &str,
         browser_id: &str,
         email: &str,
-        method: &str,
+        method: &'static str,
+        offer_passkey: bool,
     ) -> Result<Result<SignedIn, CodeRejected>, ServiceError> {
         let now = self.now();
         let email = Email::parse(email).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
         let user = match repo::users::find_by_email(c, email.as_str())? {
-            Some(u) if u.disabled_at.is_some() => return Ok(Err(CodeRejected::NoLiveCode)),
+            Some(u) if u.disabled_at.is_some() || !u.email_sign_in => return Ok(Err(CodeRejected::NoLiveCode)),
             Some(u) => {
                 if !u.email_verified {
                     repo::users::mark_email_verified(c, &u.id)?;
@@ -293,6 +300,8 @@ impl Keyward {
                     name: None,
                     created_at: now,
                     disabled_at: None,
+                    email_sign_in: true,
+                    passkey_offer_declined_at: None,
                 };
                 repo::users::insert(c, &u)?;
                 tracing::info!(user = %u.id, "account created by email sign-in");
@@ -300,11 +309,14 @@ impl Keyward {
             }
             None => return Ok(Err(CodeRejected::NoLiveCode)),
         };
-        self.complete_sign_in_for(c, attempt_id, browser_id, &user, "otp", method)
+        self.complete_sign_in_for(c, attempt_id, browser_id, &user, "otp", method, offer_passkey)
     }
 
     /// Ends the attempt, opens a session with a fresh id and the given `amr` (RFC 8176,
-    /// space-separated) and answers the attempt's authorization request.
+    /// space-separated) and answers the attempt's authorization request — or, with
+    /// `offer_passkey` for someone without a passkey who has not declined it, parks the
+    /// answer behind the "sign in faster next time" page.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn complete_sign_in_for(
         &self,
         c: &mut DbConnection,
@@ -312,7 +324,8 @@ impl Keyward {
         browser_id: &str,
         user: &User,
         amr: &str,
-        method: &str,
+        method: &'static str,
+        offer_passkey: bool,
     ) -> Result<Result<SignedIn, CodeRejected>, ServiceError> {
         let now = self.now();
         let Some((_, request)) = self.attempt_for(c, attempt_id, browser_id)? else {
@@ -320,6 +333,9 @@ impl Keyward {
         };
         if user.disabled_at.is_some() {
             return Ok(Err(CodeRejected::NoLiveCode));
+        }
+        if !request.satisfied_by(amr) {
+            return Ok(Err(CodeRejected::PasskeyRequired));
         }
         if !repo::attempts::complete(c, attempt_id, now)? {
             return Ok(Err(CodeRejected::AttemptGone));
@@ -336,11 +352,52 @@ impl Keyward {
             revoked_at: None,
         };
         repo::sessions::insert(c, &session)?;
+        self.audit(c, "signed_in", Some(&user.id), serde_json::json!({ "method": method, "client": request.client_id }))?;
+        self.metrics.inc(crate::metrics::Family::SignIns, "method", method);
+        tracing::info!(user = %user.id, method, "signed in");
+        if offer_passkey && user.passkey_offer_declined_at.is_none() && repo::passkeys::count_for_user(c, &user.id)? == 0 {
+            repo::attempts::park_for_offer(c, attempt_id, &session.id_hash)?;
+            return Ok(Ok(SignedIn { session_token, redirect_to: format!("/login/passkey-offer?attempt={attempt_id}") }));
+        }
         let Continue::Redirect(redirect_to) = oidc::issue_code(self, c, &request, &session)? else {
             return Err(ServiceError::Corrupt("a fresh session could not answer its request".into()));
         };
-        tracing::info!(user = %user.id, method, "signed in");
         Ok(Ok(SignedIn { session_token, redirect_to }))
+    }
+
+    /// The app's name if this browser's sign-in waits on the passkey offer.
+    pub fn passkey_offer(&self, attempt_id: &str, browser_id: &str) -> Result<Option<String>, ServiceError> {
+        let mut conn = self.conn()?;
+        let Some(attempt) = repo::attempts::find_parked(&mut conn, attempt_id, self.now())? else { return Ok(None) };
+        if !constant_time_eq(&attempt.browser_hash, &hash_secret(browser_id)) {
+            return Ok(None);
+        }
+        Ok(Some(self.client_name(&parse_request(&attempt)?.client_id)))
+    }
+
+    /// Leaves the passkey offer (after creating a passkey, or skipping it, which `decline`
+    /// remembers) and answers the app with the session the sign-in opened. Once only.
+    pub fn continue_after_offer(&self, attempt_id: &str, browser_id: &str, decline: bool) -> Result<Option<String>, ServiceError> {
+        let now = self.now();
+        let mut conn = self.conn()?;
+        conn.transaction(|c| {
+            let Some(attempt) = repo::attempts::find_parked(c, attempt_id, now)? else { return Ok(None) };
+            if !constant_time_eq(&attempt.browser_hash, &hash_secret(browser_id)) {
+                return Ok(None);
+            }
+            let Some(taken) = repo::attempts::take_parked(c, attempt_id, now)? else { return Ok(None) };
+            let session_hash = taken.offer_session_hash.clone().unwrap_or_default();
+            let Some(session) = repo::sessions::find_live_by_hash(c, &session_hash, now, self.config.session_idle_seconds)? else {
+                return Ok(None);
+            };
+            if decline {
+                repo::users::decline_passkey_offer(c, &session.user_id, now)?;
+            }
+            match oidc::issue_code(self, c, &parse_request(&taken)?, &session)? {
+                Continue::Redirect(to) => Ok(Some(to)),
+                Continue::LoginRequired => Ok(None),
+            }
+        })
     }
 }
 

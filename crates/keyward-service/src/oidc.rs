@@ -91,7 +91,7 @@ impl Keyward {
             Some(t) => repo::sessions::find_live(&mut *self.conn()?, &hash_secret(t), now, self.config.session_idle_seconds)?,
         };
         let fresh_enough = |s: &Session| request.max_age.is_none_or(|max| now - s.auth_time <= max);
-        let usable = live.filter(|(s, _)| fresh_enough(s) && !request.prompt_has("login"));
+        let usable = live.filter(|(s, _)| fresh_enough(s) && !request.prompt_has("login") && request.satisfied_by(&s.amr));
         let Some((session, _user)) = usable else {
             if request.prompt_has("none") {
                 let err = OAuthError::new(E::LoginRequired, "the user is not signed in");
@@ -162,6 +162,7 @@ impl Keyward {
             auth_time: row.auth_time,
             nonce: row.nonce.clone(),
             amr: row.amr.split(' ').map(str::to_owned).collect(),
+            acr: keyward_core::authorize::acr_for_amr(&row.amr).map(str::to_owned),
             azp: client.id.clone(),
             profile: ProfileClaims::for_scope(&scope, &user.email, user.email_verified, user.name.as_deref()),
         };
@@ -224,7 +225,8 @@ impl Keyward {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "code_challenge_methods_supported": ["S256"],
             "scopes_supported": keyward_core::scope::SUPPORTED,
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "email", "email_verified", "name"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "azp", "email", "email_verified", "name"],
+            "acr_values_supported": [keyward_core::authorize::ACR_PHR, keyward_core::authorize::ACR_PHRH],
             "prompt_values_supported": ["none", "login", "consent", "select_account", "create"],
             "authorization_response_iss_parameter_supported": true,
             "request_parameter_supported": false,

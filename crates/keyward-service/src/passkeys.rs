@@ -3,12 +3,14 @@
 //! minutes; resident keys and user verification are required; `amr` records `user` and
 //! `swk` for synced (backup-eligible) passkeys or `hwk` for device-bound ones (RFC 8176).
 
+use crate::account::Notice;
 use crate::login::{CodeRejected, SignedIn};
+use crate::metrics::Family;
 use crate::{Keyward, ServiceError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use diesel::Connection;
-use keyward_core::secret::{hash_secret, random_token};
+use keyward_core::secret::random_token;
 use keyward_store::models::{Ceremony, PasskeyRow, User};
 use keyward_store::repo;
 use webauthn_rs::prelude::*;
@@ -30,6 +32,13 @@ pub struct PasskeySummary {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub synced: bool,
+}
+
+/// A passkey added to the account; the first one comes with recovery codes (shown once).
+pub struct PasskeyAdded {
+    pub passkey: PasskeySummary,
+    pub recovery_codes: Option<Vec<String>>,
+    pub notice: Notice,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +69,24 @@ fn passkey_of(row: &PasskeyRow) -> Result<Passkey, ServiceError> {
 
 impl Keyward {
     fn signed_in_user(&self, conn: &mut keyward_store::DbConnection, session_token: &str) -> Result<Option<User>, ServiceError> {
-        Ok(repo::sessions::find_live(conn, &hash_secret(session_token), self.now(), self.config.session_idle_seconds)?.map(|(_, u)| u))
+        self.session_user(conn, session_token)
+    }
+
+    pub(crate) fn passkey_summaries(
+        &self,
+        c: &mut keyward_store::DbConnection,
+        user_id: &str,
+    ) -> Result<Vec<PasskeySummary>, ServiceError> {
+        Ok(repo::passkeys::for_user(c, user_id)?
+            .into_iter()
+            .map(|r| PasskeySummary {
+                id: r.credential_id,
+                name: r.name,
+                created_at: r.created_at,
+                last_used_at: r.last_used_at,
+                synced: r.backup_eligible,
+            })
+            .collect())
     }
 
     /// Starts registering a passkey for the signed-in person; `None` without a live session.
@@ -101,14 +127,31 @@ impl Keyward {
         }))
     }
 
-    /// Verifies the browser's answer and stores the passkey.
+    /// Verifies the browser's answer and stores the passkey; the first passkey of an account
+    /// comes with a set of recovery codes.
     pub fn finish_passkey_registration(
         &self,
         session_token: &str,
         ceremony_id: &str,
         credential: &RegisterPublicKeyCredential,
         name: Option<&str>,
-    ) -> Result<Result<PasskeySummary, PasskeyRejected>, ServiceError> {
+    ) -> Result<Result<PasskeyAdded, PasskeyRejected>, ServiceError> {
+        let result = self.finish_registration_inner(session_token, ceremony_id, credential, name);
+        let outcome = match &result {
+            Ok(Ok(_)) => "success",
+            _ => "failure",
+        };
+        self.metrics.inc(Family::PasskeyRegistrations, "outcome", outcome);
+        result
+    }
+
+    fn finish_registration_inner(
+        &self,
+        session_token: &str,
+        ceremony_id: &str,
+        credential: &RegisterPublicKeyCredential,
+        name: Option<&str>,
+    ) -> Result<Result<PasskeyAdded, PasskeyRejected>, ServiceError> {
         let now = self.now();
         let mut conn = self.conn()?;
         let Some(user) = self.signed_in_user(&mut conn, session_token)? else { return Ok(Err(PasskeyRejected::Gone)) };
@@ -127,10 +170,8 @@ impl Keyward {
             }
         };
         let id = URL_SAFE_NO_PAD.encode::<&[u8]>(passkey.cred_id().as_ref());
-        if repo::passkeys::find(&mut conn, &id)?.is_some() {
-            return Ok(Err(PasskeyRejected::Invalid));
-        }
-        let name: String = name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or("Passkey").chars().take(64).collect();
+        let name: String =
+            name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or("Passkey").chars().filter(|c| !c.is_control()).take(64).collect();
         // The credential's flags at registration: backup-eligible means it syncs.
         let synced = passkey_is_synced(&passkey);
         let row = PasskeyRow {
@@ -143,32 +184,32 @@ impl Keyward {
             created_at: now,
             last_used_at: None,
         };
-        repo::passkeys::insert(&mut conn, &row)?;
-        tracing::info!(user = %user.id, "passkey registered");
-        Ok(Ok(PasskeySummary { id, name, created_at: now, last_used_at: None, synced }))
+        conn.transaction(|c| {
+            // R12: a credential id is registered once, whoever holds it.
+            if repo::passkeys::find(c, &id)?.is_some() {
+                return Ok(Err(PasskeyRejected::Invalid));
+            }
+            repo::passkeys::insert(c, &row)?;
+            self.audit(c, "passkey_added", Some(&user.id), serde_json::json!({ "credential": id, "name": name, "synced": synced }))?;
+            let first = repo::passkeys::count_for_user(c, &user.id)? == 1;
+            let recovery_codes = if first { Some(self.new_recovery_codes(c, &user.id, "first passkey")?) } else { None };
+            tracing::info!(user = %user.id, "passkey registered");
+            let what = if first {
+                format!("A passkey named \"{name}\" was added to your account, and recovery codes were made for it.")
+            } else {
+                format!("A passkey named \"{name}\" was added to your account.")
+            };
+            Ok(Ok(PasskeyAdded {
+                passkey: PasskeySummary { id: id.clone(), name: name.clone(), created_at: now, last_used_at: None, synced },
+                recovery_codes,
+                notice: Notice { to: user.email.clone(), what, at: now },
+            }))
+        })
     }
 
     /// The signed-in person's passkeys.
     pub fn list_passkeys(&self, session_token: &str) -> Result<Option<Vec<PasskeySummary>>, ServiceError> {
-        Ok(self.account(session_token)?.map(|(_, list)| list))
-    }
-
-    /// The signed-in person's address and passkeys, for the account page.
-    pub fn account(&self, session_token: &str) -> Result<Option<(String, Vec<PasskeySummary>)>, ServiceError> {
-        let mut conn = self.conn()?;
-        let Some(user) = self.signed_in_user(&mut conn, session_token)? else { return Ok(None) };
-        let rows = repo::passkeys::for_user(&mut conn, &user.id)?;
-        let list = rows
-            .into_iter()
-            .map(|r| PasskeySummary {
-                id: r.credential_id,
-                name: r.name,
-                created_at: r.created_at,
-                last_used_at: r.last_used_at,
-                synced: r.backup_eligible,
-            })
-            .collect();
-        Ok(Some((user.email, list)))
+        Ok(self.account_view(session_token)?.map(|v| v.passkeys))
     }
 
     /// Starts a username-less sign-in for a login attempt of this browser.
@@ -204,6 +245,22 @@ impl Keyward {
         ceremony_id: &str,
         credential: &PublicKeyCredential,
     ) -> Result<Result<SignedIn, PasskeyRejected>, ServiceError> {
+        let result = self.finish_login_inner(attempt_id, browser_id, ceremony_id, credential);
+        let outcome = match &result {
+            Ok(Ok(_)) => "success",
+            _ => "failure",
+        };
+        self.metrics.inc(Family::PasskeySignIns, "outcome", outcome);
+        result
+    }
+
+    fn finish_login_inner(
+        &self,
+        attempt_id: &str,
+        browser_id: &str,
+        ceremony_id: &str,
+        credential: &PublicKeyCredential,
+    ) -> Result<Result<SignedIn, PasskeyRejected>, ServiceError> {
         let now = self.now();
         let mut conn = self.conn()?;
         conn.transaction(|c| {
@@ -228,18 +285,32 @@ impl Keyward {
             let mut passkey = passkey_of(&row)?;
             let result = match self.webauthn.finish_discoverable_authentication_v2(credential, state, &passkey) {
                 Ok(r) => r,
+                Err(WebauthnError::CredentialPossibleCompromise) => {
+                    // A8: the signature counter did not advance, so the credential may have
+                    // been cloned. Refuse, and leave a trace for the person and the operator.
+                    tracing::warn!(user = %row.user_id, "passkey counter regression: sign-in refused");
+                    self.audit(
+                        c,
+                        "passkey_counter_regression",
+                        Some(&row.user_id),
+                        serde_json::json!({ "credential": row.credential_id }),
+                    )?;
+                    return Ok(Err(PasskeyRejected::Invalid));
+                }
                 Err(e) => {
                     tracing::info!(error = %e, "passkey sign-in refused");
                     return Ok(Err(PasskeyRejected::Invalid));
                 }
             };
-            if passkey.update_credential(&result) == Some(false) {
+            // `None` means the result is for another credential; `Some(false)` only means
+            // nothing changed (synced passkeys report a zero counter), which is fine.
+            if passkey.update_credential(&result).is_none() {
                 return Ok(Err(PasskeyRejected::Invalid));
             }
             repo::passkeys::record_use(c, &row.credential_id, &to_json(&passkey)?, result.backup_state(), now)?;
             let Some(user) = repo::users::find_by_id(c, &row.user_id)? else { return Ok(Err(PasskeyRejected::Gone)) };
             let amr = if result.backup_eligible() { "swk user" } else { "hwk user" };
-            Ok(match self.complete_sign_in_for(c, attempt_id, browser_id, &user, amr, "passkey")? {
+            Ok(match self.complete_sign_in_for(c, attempt_id, browser_id, &user, amr, "passkey", false)? {
                 Ok(signed_in) => Ok(signed_in),
                 Err(CodeRejected::AttemptGone) | Err(_) => Err(PasskeyRejected::Gone),
             })

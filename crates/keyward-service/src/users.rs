@@ -24,6 +24,8 @@ pub fn invite(conn: &mut DbConnection, email: &Email, name: Option<&str>, now: i
         name: name.map(str::to_owned),
         created_at: now,
         disabled_at: None,
+        email_sign_in: true,
+        passkey_offer_declined_at: None,
     };
     repo::users::insert(conn, &user)?;
     Ok(Invited::Created(user))

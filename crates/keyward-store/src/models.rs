@@ -12,6 +12,9 @@ pub struct User {
     pub name: Option<String>,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
+    /// False when the person turned email sign-in off (passkeys and recovery codes only).
+    pub email_sign_in: bool,
+    pub passkey_offer_declined_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -36,6 +39,8 @@ pub struct LoginAttempt {
     /// The two-digit number a person types on another device to approve this attempt.
     pub approval_number: Option<i32>,
     pub approved_at: Option<i64>,
+    /// Set while a finished sign-in shows the passkey offer: the session that will answer.
+    pub offer_session_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -115,4 +120,25 @@ pub struct Ceremony {
     pub state_json: String,
     pub created_at: i64,
     pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = recovery_codes)]
+pub struct RecoveryCode {
+    pub code_hash: String,
+    pub user_id: String,
+    pub created_at: i64,
+    pub used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEvent {
+    pub id: String,
+    pub at: i64,
+    pub kind: String,
+    pub user_id: Option<String>,
+    /// JSON object with the event's details (never secrets).
+    pub detail: String,
+    pub client_addr: Option<String>,
 }

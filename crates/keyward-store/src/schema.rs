@@ -8,6 +8,8 @@ diesel::table! {
         name -> Nullable<Text>,
         created_at -> BigInt,
         disabled_at -> Nullable<BigInt>,
+        email_sign_in -> Bool,
+        passkey_offer_declined_at -> Nullable<BigInt>,
     }
 }
 
@@ -31,6 +33,7 @@ diesel::table! {
         completed_at -> Nullable<BigInt>,
         approval_number -> Nullable<Integer>,
         approved_at -> Nullable<BigInt>,
+        offer_session_hash -> Nullable<Text>,
     }
 }
 
@@ -116,6 +119,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    recovery_codes (code_hash) {
+        code_hash -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        at -> BigInt,
+        kind -> Text,
+        user_id -> Nullable<Text>,
+        detail -> Text,
+        client_addr -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(authorization_codes -> users (user_id));
@@ -128,5 +151,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webauthn_ceremonies,
     rate_limits,
     sessions,
-    authorization_codes
+    authorization_codes,
+    recovery_codes,
+    audit_events
 );

@@ -27,7 +27,16 @@ fn seed(pool: &Pool) {
     let c = &mut *pool.get().unwrap();
     repo::users::insert(
         c,
-        &User { id: "u1".into(), email: "a@example.com".into(), email_verified: true, name: None, created_at: 0, disabled_at: None },
+        &User {
+            id: "u1".into(),
+            email: "a@example.com".into(),
+            email_verified: true,
+            name: None,
+            created_at: 0,
+            disabled_at: None,
+            email_sign_in: true,
+            passkey_offer_declined_at: None,
+        },
     )
     .unwrap();
     repo::attempts::insert(
@@ -41,6 +50,7 @@ fn seed(pool: &Pool) {
             completed_at: None,
             approval_number: None,
             approved_at: None,
+            offer_session_hash: None,
         },
     )
     .unwrap();

@@ -80,16 +80,28 @@ impl SmtpSink {
     /// messages to that address (pass the count seen before triggering a send
     /// to get the "next" one). Addresses compare case-insensitively.
     pub async fn wait_for_mail_to(&self, to: &str, after_count: usize, timeout: Duration) -> anyhow::Result<ReceivedMail> {
+        self.wait_for_mail_about(to, "", after_count, timeout).await
+    }
+
+    /// Like [`Self::wait_for_mail_to`], counting only messages whose subject contains
+    /// `subject` (so a security notice sent meanwhile is not taken for a sign-in email).
+    pub async fn wait_for_mail_about(
+        &self,
+        to: &str,
+        subject: &str,
+        after_count: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<ReceivedMail> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.shared.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(mail) = self.find_to(to, after_count) {
+            if let Some(mail) = self.find_to(to, subject, after_count) {
                 return Ok(mail);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                let seen = self.count_to(to);
+                let seen = self.count_to(to, subject);
                 anyhow::bail!(
                     "no mail #{} to {to} within {timeout:?} (that address has {seen}, sink has {} in all)",
                     after_count + 1,
@@ -104,12 +116,12 @@ impl SmtpSink {
         self.shared.reject.store(reject, Ordering::SeqCst);
     }
 
-    fn find_to(&self, to: &str, after_count: usize) -> Option<ReceivedMail> {
-        self.shared.messages().iter().filter(|m| addressed_to(m, to)).nth(after_count).cloned()
+    fn find_to(&self, to: &str, subject: &str, after_count: usize) -> Option<ReceivedMail> {
+        self.shared.messages().iter().filter(|m| addressed_to(m, to) && m.subject.contains(subject)).nth(after_count).cloned()
     }
 
-    fn count_to(&self, to: &str) -> usize {
-        self.shared.messages().iter().filter(|m| addressed_to(m, to)).count()
+    fn count_to(&self, to: &str, subject: &str) -> usize {
+        self.shared.messages().iter().filter(|m| addressed_to(m, to) && m.subject.contains(subject)).count()
     }
 }
 

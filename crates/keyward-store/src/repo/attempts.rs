@@ -120,3 +120,39 @@ pub fn cancel(conn: &mut DbConnection, attempt_id: &str, now: i64) -> QueryResul
     diesel::update(la::table.find(attempt_id).filter(la::completed_at.is_null())).set(la::completed_at.eq(now)).execute(conn)?;
     Ok(())
 }
+
+/// Parks a finished sign-in on the passkey offer: the session answers the app once the
+/// person continues.
+pub fn park_for_offer(conn: &mut DbConnection, id: &str, session_hash: &str) -> QueryResult<()> {
+    diesel::update(la::table.find(id)).set(la::offer_session_hash.eq(session_hash)).execute(conn).map(|_| ())
+}
+
+/// Takes a parked sign-in (once): the attempt and the session hash that answers it.
+pub fn take_parked(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<Option<LoginAttempt>> {
+    let Some(row) = la::table
+        .find(id)
+        .filter(la::expires_at.gt(now))
+        .filter(la::completed_at.is_not_null())
+        .filter(la::offer_session_hash.is_not_null())
+        .select(LoginAttempt::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let taken = diesel::update(la::table.find(id).filter(la::offer_session_hash.eq(row.offer_session_hash.clone())))
+        .set(la::offer_session_hash.eq(None::<String>))
+        .execute(conn)?;
+    Ok((taken == 1).then_some(row))
+}
+
+/// A parked sign-in, without taking it (for showing the offer page).
+pub fn find_parked(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<Option<LoginAttempt>> {
+    la::table
+        .find(id)
+        .filter(la::expires_at.gt(now))
+        .filter(la::offer_session_hash.is_not_null())
+        .select(LoginAttempt::as_select())
+        .first(conn)
+        .optional()
+}

@@ -3,10 +3,12 @@
 //! row count decides who wins a race (CHECKLIST F3).
 
 pub mod attempts;
+pub mod audit;
 pub mod cleanup;
 pub mod codes;
 pub mod keys;
 pub mod limits;
 pub mod passkeys;
+pub mod recovery;
 pub mod sessions;
 pub mod users;

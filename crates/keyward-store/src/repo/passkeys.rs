@@ -39,3 +39,17 @@ pub fn take_ceremony(conn: &mut DbConnection, id: &str, kind: &str, now: i64) ->
     let taken = diesel::delete(wc::table.find(id)).execute(conn)?;
     Ok((taken == 1 && row.expires_at > now).then_some(row))
 }
+
+pub fn count_for_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<i64> {
+    pk::table.filter(pk::user_id.eq(user_id)).count().get_result(conn)
+}
+
+/// Renames one of the person's passkeys; false when it is not theirs.
+pub fn rename(conn: &mut DbConnection, user_id: &str, credential_id: &str, name: &str) -> QueryResult<bool> {
+    diesel::update(pk::table.find(credential_id).filter(pk::user_id.eq(user_id))).set(pk::name.eq(name)).execute(conn).map(|n| n == 1)
+}
+
+/// Deletes one of the person's passkeys; false when it is not theirs.
+pub fn delete(conn: &mut DbConnection, user_id: &str, credential_id: &str) -> QueryResult<bool> {
+    diesel::delete(pk::table.find(credential_id).filter(pk::user_id.eq(user_id))).execute(conn).map(|n| n == 1)
+}

@@ -28,3 +28,8 @@ pub fn find_live(conn: &mut DbConnection, id_hash: &str, now: i64, idle_secs: i6
 pub fn touch(conn: &mut DbConnection, id_hash: &str, now: i64) -> QueryResult<()> {
     diesel::update(s::table.find(id_hash).filter(s::last_seen_at.lt(now - 60))).set(s::last_seen_at.eq(now)).execute(conn).map(|_| ())
 }
+
+/// A live session by its hash (without its user).
+pub fn find_live_by_hash(conn: &mut DbConnection, id_hash: &str, now: i64, idle_secs: i64) -> QueryResult<Option<Session>> {
+    Ok(find_live(conn, id_hash, now, idle_secs)?.map(|(s, _)| s))
+}

@@ -25,3 +25,13 @@ pub fn mark_email_verified(conn: &mut DbConnection, id: &str) -> QueryResult<()>
 pub fn set_disabled(conn: &mut DbConnection, email: &str, disabled_at: Option<i64>) -> QueryResult<bool> {
     diesel::update(dsl::users.filter(dsl::email.eq(email))).set(dsl::disabled_at.eq(disabled_at)).execute(conn).map(|n| n == 1)
 }
+
+/// Turns email sign-in on or off for the account.
+pub fn set_email_sign_in(conn: &mut DbConnection, id: &str, on: bool) -> QueryResult<()> {
+    diesel::update(dsl::users.find(id)).set(dsl::email_sign_in.eq(on)).execute(conn).map(|_| ())
+}
+
+/// Remembers that the person declined the "sign in faster next time" passkey offer.
+pub fn decline_passkey_offer(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<()> {
+    diesel::update(dsl::users.find(id)).set(dsl::passkey_offer_declined_at.eq(now)).execute(conn).map(|_| ())
+}

@@ -14,7 +14,7 @@ use keyward_mail::SignInCodeMail;
 use keyward_service::login::{CodeMail, CodeRejected, CodeRequest, SignedIn};
 use tera::Context;
 
-fn attempt_gone() -> WebError {
+pub(crate) fn attempt_gone() -> WebError {
     WebError::page(
         StatusCode::BAD_REQUEST,
         "This sign-in has expired",
@@ -23,7 +23,7 @@ fn attempt_gone() -> WebError {
     )
 }
 
-fn see_other(location: &str) -> HttpResponse {
+pub(crate) fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header(("Location", location)).insert_header(("Cache-Control", "no-store")).finish()
 }
 
@@ -61,6 +61,7 @@ pub async fn login_page(req: HttpRequest, state: State, q: web::Query<AttemptQue
     if let Some(hint) = request.login_hint.as_deref().and_then(|h| Email::parse(h).ok()) {
         ctx.insert("email", hint.as_str());
     }
+    ctx.insert("passkey_required", &request.requires_passkey());
     Ok(render(StatusCode::OK, "login_email.html", &ctx))
 }
 
@@ -149,21 +150,21 @@ fn send_code_mail(state: &State, mail: CodeMail) {
     });
 }
 
-async fn send_with_retries(state: &State, outgoing: &keyward_mail::OutgoingMail) -> bool {
+pub(crate) async fn send_with_retries(state: &State, outgoing: &keyward_mail::OutgoingMail) -> bool {
     let mut delay = std::time::Duration::from_millis(500);
     for attempt in 1..=3 {
         match state.mailer.send(outgoing).await {
             Ok(()) => {
-                tracing::info!(attempt, "sign-in email sent");
+                tracing::info!(attempt, "email sent");
                 return true;
             }
             Err(e) if e.is_transient() && attempt < 3 => {
-                tracing::warn!(error = %e, attempt, "sign-in email failed; retrying");
+                tracing::warn!(error = %e, attempt, "email failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 4;
             }
             Err(e) => {
-                tracing::error!(error = %e, transient = e.is_transient(), "sign-in email failed");
+                tracing::error!(error = %e, transient = e.is_transient(), "email failed");
                 return false;
             }
         }
@@ -218,9 +219,11 @@ pub async fn submit_code(req: HttpRequest, state: State, body: web::Bytes) -> Re
     let attempt = param(&form, "attempt").unwrap_or("").to_owned();
     let browser_id = cookies::get(&req, cookies::BROWSER).ok_or_else(attempt_gone)?;
     let code = param(&form, "code").unwrap_or("").to_owned();
+    // Set by the page's script when this device can make a passkey (platform authenticator).
+    let offer_passkey = param(&form, "platform_authenticator") == Some("1");
     let kw = state.kw.clone();
     let a = attempt.clone();
-    let outcome = blocking(move || kw.verify_email_code(&a, &browser_id, &code)).await.map_err(WebError::PageInternal)?;
+    let outcome = blocking(move || kw.verify_email_code(&a, &browser_id, &code, offer_passkey)).await.map_err(WebError::PageInternal)?;
     let message = match outcome {
         Ok(signed_in) => return signed_in_response(&state, signed_in),
         Err(CodeRejected::AttemptGone) => return Err(attempt_gone()),
@@ -233,6 +236,9 @@ pub async fn submit_code(req: HttpRequest, state: State, body: web::Bytes) -> Re
         Err(CodeRejected::TooManyTries) => "Too many wrong tries: this code no longer works. Send yourself a new code below.".to_owned(),
         Err(CodeRejected::NoLiveCode) => "This code has expired or was already used. Send yourself a new code below.".to_owned(),
         Err(CodeRejected::MailFailed) => MAIL_FAILED.to_owned(),
+        Err(CodeRejected::PasskeyRequired) => {
+            "This app asks you to sign in with a passkey; an emailed code can't be used for it.".to_owned()
+        }
     };
     code_form(&req, &state, &attempt, Some(&message), StatusCode::UNPROCESSABLE_ENTITY).await
 }

@@ -1,5 +1,6 @@
 //! Handlers, one module per endpoint family. The route table is `crate::configure`.
 
+pub mod account;
 pub mod authorize;
 pub mod discovery;
 pub mod health;

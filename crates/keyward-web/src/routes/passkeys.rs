@@ -11,13 +11,13 @@ use keyward_service::passkeys::{PasskeyChallenge, PasskeyRejected};
 use serde::Deserialize;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
-fn json_error(status: StatusCode, error: &str, message: &str) -> HttpResponse {
+pub(crate) fn json_error(status: StatusCode, error: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).insert_header(("Cache-Control", "no-store")).json(serde_json::json!({ "error": error, "message": message }))
 }
 
 /// Refuses requests whose `Origin` is not the issuer (cross-site requests, or a proxy that
 /// rewrites the host: the error names both origins so the operator can fix it).
-fn check_origin(req: &HttpRequest, state: &State) -> Result<(), HttpResponse> {
+pub(crate) fn check_origin(req: &HttpRequest, state: &State) -> Result<(), HttpResponse> {
     let expected = &state.kw.config.issuer;
     match req.headers().get("origin").and_then(|v| v.to_str().ok()) {
         Some(o) if o == expected => Ok(()),
@@ -86,7 +86,12 @@ pub async fn register_finish(req: HttpRequest, state: State, body: web::Json<Reg
             .await
             .map_err(WebError::ApiInternal)?
         {
-            Ok(summary) => HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(summary),
+            Ok(added) => {
+                super::account::send_notice(&state, added.notice);
+                HttpResponse::Created()
+                    .insert_header(("Cache-Control", "no-store"))
+                    .json(serde_json::json!({ "passkey": added.passkey, "recovery_codes": added.recovery_codes }))
+            }
             Err(r) => rejected(r),
         },
     )
@@ -149,34 +154,4 @@ pub async fn login_finish(req: HttpRequest, state: State, body: web::Json<LoginF
             Err(r) => rejected(r),
         },
     )
-}
-
-/// GET /account: the signed-in person's passkeys and an "Add a passkey" button.
-pub async fn account_page(req: HttpRequest, state: State) -> Result<HttpResponse, WebError> {
-    let not_in = || {
-        WebError::page(
-            StatusCode::UNAUTHORIZED,
-            "You're not signed in",
-            "Your account page needs a signed-in session.",
-            Some("Sign in through an app first, then come back here."),
-        )
-    };
-    let session = cookies::get(&req, cookies::SESSION).ok_or_else(not_in)?;
-    let kw = state.kw.clone();
-    let (email, passkeys) = blocking(move || kw.account(&session)).await.map_err(WebError::PageInternal)?.ok_or_else(not_in)?;
-    let rows: Vec<serde_json::Value> = passkeys
-        .iter()
-        .map(|p| {
-            serde_json::json!({
-                "name": p.name,
-                "synced": p.synced,
-                "created": super::human_time(p.created_at),
-                "last_used": p.last_used_at.map(super::human_time),
-            })
-        })
-        .collect();
-    let mut ctx = tera::Context::new();
-    ctx.insert("email", &email);
-    ctx.insert("passkeys", &rows);
-    Ok(crate::pages::render(StatusCode::OK, "account.html", &ctx))
 }

@@ -1,0 +1,231 @@
+//! The signed-in person's account: passkey management (rename, delete), recovery codes,
+//! the email sign-in switch, the audit log and security notices by email.
+//!
+//! Rules: deleting the last passkey needs an explicit confirmation and is refused while
+//! email sign-in is off (the account would have no way in but recovery codes); email sign-in
+//! can only be turned off by someone who has a passkey. Recovery codes come as a set of ten
+//! when the first passkey is added; a new set kills the old one.
+
+use crate::metrics::Family;
+use crate::{Keyward, ServiceError};
+use diesel::Connection;
+use keyward_core::recovery_code;
+use keyward_core::secret::hash_secret;
+use keyward_store::models::{AuditEvent, User};
+use keyward_store::{DbConnection, repo};
+
+/// A security notice to email to the address on record (sent off the request path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub to: String,
+    /// One sentence: what happened to the account.
+    pub what: String,
+    pub at: i64,
+}
+
+/// What the account page shows.
+pub struct AccountView {
+    pub user: User,
+    pub passkeys: Vec<crate::passkeys::PasskeySummary>,
+    pub recovery_codes_left: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted(Notice),
+    NotFound,
+    /// It is the last passkey: ask the person to confirm.
+    NeedsConfirmation,
+    /// It is the last passkey and email sign-in is off: turn email sign-in on first.
+    WouldLockOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailSwitch {
+    Changed(Notice),
+    /// Email sign-in can only be turned off with a passkey on the account.
+    NeedsPasskey,
+}
+
+impl Keyward {
+    /// Records a security event inside the caller's transaction.
+    pub(crate) fn audit(
+        &self,
+        c: &mut DbConnection,
+        kind: &str,
+        user_id: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Result<(), ServiceError> {
+        let event = AuditEvent {
+            id: uuid::Uuid::new_v4().to_string(),
+            at: self.now(),
+            kind: kind.to_owned(),
+            user_id: user_id.map(str::to_owned),
+            detail: detail.to_string(),
+            client_addr: None,
+        };
+        repo::audit::insert(c, &event)?;
+        Ok(())
+    }
+
+    /// The latest audit events, newest first (for an account, or all).
+    pub fn audit_events(&self, user_id: Option<&str>, limit: i64) -> Result<Vec<AuditEvent>, ServiceError> {
+        Ok(repo::audit::latest(&mut *self.conn()?, user_id, limit)?)
+    }
+
+    pub(crate) fn session_user(&self, c: &mut DbConnection, session_token: &str) -> Result<Option<User>, ServiceError> {
+        Ok(repo::sessions::find_live(c, &hash_secret(session_token), self.now(), self.config.session_idle_seconds)?.map(|(_, u)| u))
+    }
+
+    /// Everything the account page shows; `None` without a live session.
+    pub fn account_view(&self, session_token: &str) -> Result<Option<AccountView>, ServiceError> {
+        let mut conn = self.conn()?;
+        let Some(user) = self.session_user(&mut conn, session_token)? else { return Ok(None) };
+        let passkeys = self.passkey_summaries(&mut conn, &user.id)?;
+        let recovery_codes_left = repo::recovery::remaining(&mut conn, &user.id)?;
+        Ok(Some(AccountView { user, passkeys, recovery_codes_left }))
+    }
+
+    /// Renames one of the person's passkeys. `None` without a session, `Some(false)` when
+    /// the passkey is not theirs.
+    pub fn rename_passkey(&self, session_token: &str, credential_id: &str, name: &str) -> Result<Option<bool>, ServiceError> {
+        let name: String = name.trim().chars().filter(|c| !c.is_control()).take(64).collect();
+        let mut conn = self.conn()?;
+        conn.transaction(|c| {
+            let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
+            if name.is_empty() || !repo::passkeys::rename(c, &user.id, credential_id, &name)? {
+                return Ok(Some(false));
+            }
+            self.audit(c, "passkey_renamed", Some(&user.id), serde_json::json!({ "credential": credential_id, "name": name }))?;
+            Ok(Some(true))
+        })
+    }
+
+    /// Deletes one of the person's passkeys (the last one only when `confirmed` and while
+    /// email sign-in is on).
+    pub fn delete_passkey(&self, session_token: &str, credential_id: &str, confirmed: bool) -> Result<Option<DeleteOutcome>, ServiceError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|c| {
+            let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
+            let Some(row) = repo::passkeys::find(c, credential_id)?.filter(|r| r.user_id == user.id) else {
+                return Ok(Some(DeleteOutcome::NotFound));
+            };
+            if repo::passkeys::count_for_user(c, &user.id)? == 1 {
+                if !user.email_sign_in {
+                    return Ok(Some(DeleteOutcome::WouldLockOut));
+                }
+                if !confirmed {
+                    return Ok(Some(DeleteOutcome::NeedsConfirmation));
+                }
+            }
+            repo::passkeys::delete(c, &user.id, credential_id)?;
+            self.audit(c, "passkey_deleted", Some(&user.id), serde_json::json!({ "credential": credential_id, "name": row.name }))?;
+            Ok(Some(DeleteOutcome::Deleted(Notice {
+                to: user.email.clone(),
+                what: format!("The passkey \"{}\" was removed from your account.", row.name),
+                at: self.now(),
+            })))
+        })
+    }
+
+    /// A new set of ten recovery codes (killing the old set), shown once. `None` without a
+    /// session.
+    pub fn regenerate_recovery_codes(&self, session_token: &str) -> Result<Option<(Vec<String>, Notice)>, ServiceError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|c| {
+            let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
+            let codes = self.new_recovery_codes(c, &user.id, "regenerated")?;
+            let notice = Notice {
+                to: user.email,
+                what: "New recovery codes were made for your account; the old ones no longer work.".into(),
+                at: self.now(),
+            };
+            Ok(Some((codes, notice)))
+        })
+    }
+
+    /// Stores a fresh set for the account and returns the codes for display (`XXXX-…`).
+    pub(crate) fn new_recovery_codes(&self, c: &mut DbConnection, user_id: &str, why: &str) -> Result<Vec<String>, ServiceError> {
+        let codes = recovery_code::generate_set(&mut rand::rng());
+        let hashes: Vec<String> = codes.iter().map(|code| hash_secret(code)).collect();
+        repo::recovery::replace_set(c, user_id, &hashes, self.now())?;
+        self.audit(c, "recovery_codes_created", Some(user_id), serde_json::json!({ "reason": why }))?;
+        Ok(codes.iter().map(|code| recovery_code::display(code)).collect())
+    }
+
+    /// Turns email sign-in on or off for the signed-in person.
+    pub fn set_email_sign_in(&self, session_token: &str, on: bool) -> Result<Option<EmailSwitch>, ServiceError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|c| {
+            let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
+            if !on && repo::passkeys::count_for_user(c, &user.id)? == 0 {
+                return Ok(Some(EmailSwitch::NeedsPasskey));
+            }
+            repo::users::set_email_sign_in(c, &user.id, on)?;
+            self.audit(c, if on { "email_sign_in_on" } else { "email_sign_in_off" }, Some(&user.id), serde_json::json!({}))?;
+            let what = if on {
+                "Signing in by email was turned on for your account."
+            } else {
+                "Signing in by email was turned off for your account: only your passkeys and recovery codes sign you in now."
+            };
+            Ok(Some(EmailSwitch::Changed(Notice { to: user.email, what: what.into(), at: self.now() })))
+        })
+    }
+
+    /// Signs in with the address and one of its recovery codes (which is then used up). The
+    /// sign-in is recorded, counted and announced by email.
+    pub fn sign_in_with_recovery_code(
+        &self,
+        attempt_id: &str,
+        browser_id: &str,
+        email: &keyward_core::email::Email,
+        typed: &str,
+    ) -> Result<Result<(crate::login::SignedIn, Notice), crate::login::CodeRejected>, ServiceError> {
+        use crate::login::CodeRejected;
+        let now = self.now();
+        let mut conn = self.conn()?;
+        if self.attempt_for(&mut conn, attempt_id, browser_id)?.is_none() {
+            return Ok(Err(CodeRejected::AttemptGone));
+        }
+        let Some(code) = recovery_code::normalize(typed) else { return Ok(Err(CodeRejected::Malformed)) };
+        // Wrong tries count per address whether or not it has an account.
+        let key = format!("recovery:address:{}", hash_secret(email.as_str()));
+        if let Some(retry_after) = repo::limits::hit(&mut conn, &key, 3600, self.config.limits.code_tries_per_address_per_hour, now)? {
+            return Ok(Err(CodeRejected::AddressLocked { retry_after }));
+        }
+        let result = conn.transaction(|c| {
+            let user = match repo::users::find_by_email(c, email.as_str())? {
+                Some(u) if u.disabled_at.is_none() => u,
+                _ => return Ok(Err(CodeRejected::Wrong { tries_left: 0 })),
+            };
+            if !repo::recovery::take(c, &user.id, &hash_secret(&code), now)? {
+                self.audit(c, "recovery_code_rejected", Some(&user.id), serde_json::json!({}))?;
+                return Ok(Err(CodeRejected::Wrong { tries_left: 0 }));
+            }
+            let left = repo::recovery::remaining(c, &user.id)?;
+            self.audit(c, "recovery_code_used", Some(&user.id), serde_json::json!({ "codes_left": left }))?;
+            let signed_in = match self.complete_sign_in_for(c, attempt_id, browser_id, &user, "otp", "recovery_code", false)? {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(e)),
+            };
+            repo::limits::reset(c, &key)?;
+            let notice = Notice {
+                to: user.email.clone(),
+                what: format!("Someone signed in to your account with a recovery code. {left} recovery codes are left."),
+                at: now,
+            };
+            Ok::<_, ServiceError>(Ok((signed_in, notice)))
+        })?;
+        self.metrics.inc(Family::RecoveryCodeSignIns, "outcome", if result.is_ok() { "success" } else { "failure" });
+        Ok(result)
+    }
+
+    /// Remembers that the person declined the passkey offer.
+    pub fn decline_passkey_offer(&self, session_token: &str) -> Result<(), ServiceError> {
+        let mut conn = self.conn()?;
+        if let Some(user) = self.session_user(&mut conn, session_token)? {
+            repo::users::decline_passkey_offer(&mut conn, &user.id, self.now())?;
+        }
+        Ok(())
+    }
+}
