@@ -115,6 +115,18 @@ pub async fn submit_code(
     browser.post_form(&app.url("/login/code"), &[("attempt", attempt), ("csrf", csrf), ("code", code)]).await
 }
 
+/// Redeems the code in an RP callback URL with the request's PKCE verifier, and returns the
+/// ID token's claims as the `openidconnect` crate validated them (signature, iss, aud, nonce).
+pub async fn redeem(rp: &Rp, callback: &str, req: AuthRequest) -> anyhow::Result<openidconnect::core::CoreIdTokenClaims> {
+    use openidconnect::TokenResponse as _;
+    let tokens = rp
+        .exchange_code(openidconnect::AuthorizationCode::new(param(callback, "code")?))?
+        .set_pkce_verifier(req.verifier)
+        .request_async(&rp_http()?)
+        .await?;
+    Ok(tokens.id_token().context("no ID token")?.claims(&rp.id_token_verifier(), &req.nonce)?.clone())
+}
+
 /// Runs the whole hosted login for `authorize_url` and returns the RP callback URL.
 pub async fn sign_in_by_email(app: &TestApp, browser: &Browser, authorize_url: &str, email: &str) -> anyhow::Result<String> {
     let (_, attempt, csrf) = open_login(app, browser, authorize_url).await?;

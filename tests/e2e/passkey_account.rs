@@ -8,7 +8,7 @@ use crate::common::*;
 use crate::passkey_steps::*;
 use keyward_testkit::browser::Browser;
 use openidconnect::core::CoreAuthenticationFlow;
-use openidconnect::{AuthenticationContextClass, AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, Scope, TokenResponse};
+use openidconnect::{AuthenticationContextClass, CsrfToken, Nonce, PkceCodeChallenge, Scope};
 use std::time::Duration;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -72,13 +72,7 @@ async fn recovery_codes_come_with_the_first_passkey_sign_in_once_are_announced_a
     let (done, req) = recovery_sign_in(&world, email, &typed).await?;
     assert_eq!(done.status, 303, "{}", done.body);
     let callback = done.redirect_to(&world.app.issuer)?;
-    let tokens = world
-        .rp
-        .exchange_code(AuthorizationCode::new(param(&callback, "code")?))?
-        .set_pkce_verifier(req.verifier)
-        .request_async(&rp_http()?)
-        .await?;
-    let claims = tokens.id_token().expect("an ID token").claims(&world.rp.id_token_verifier(), &req.nonce)?;
+    let claims = redeem(&world.rp, &callback, req).await?;
     assert_eq!(claims.email().map(|e| e.as_str()), Some(email));
     wait_for_text(&world, "signed in to your account with a recovery code. 9 recovery codes are left").await?;
     // ...and never again; nor for another address.
@@ -221,13 +215,7 @@ async fn the_passkey_offer_after_an_email_sign_in_can_be_declined_for_good() -> 
     assert_eq!(declined.status, 303);
     let callback = declined.redirect_to(&world.app.issuer)?;
     assert_eq!(param(&callback, "state")?, req.state);
-    let tokens = world
-        .rp
-        .exchange_code(AuthorizationCode::new(param(&callback, "code")?))?
-        .set_pkce_verifier(req.verifier)
-        .request_async(&rp_http()?)
-        .await?;
-    assert!(tokens.id_token().is_some());
+    redeem(&world.rp, &callback, req).await?;
     let twice = browser
         .post_form(&world.app.url("/login/passkey-offer"), &[("attempt", &attempt), ("csrf", &csrf), ("choice", "continue")])
         .await?;
@@ -288,13 +276,7 @@ async fn acr_values_phr_is_satisfied_only_by_a_passkey() -> anyhow::Result<()> {
     let (status, done) = world.finish_sign_in(&sign_in, &answer).await?;
     assert_eq!(status, 200, "{done}");
     let callback = done["redirect"].as_str().unwrap().to_owned();
-    let tokens = world
-        .rp
-        .exchange_code(AuthorizationCode::new(param(&callback, "code")?))?
-        .set_pkce_verifier(req.verifier)
-        .request_async(&rp_http()?)
-        .await?;
-    let claims = tokens.id_token().expect("an ID token").claims(&world.rp.id_token_verifier(), &req.nonce)?;
+    let claims = redeem(&world.rp, &callback, req).await?;
     let acr = claims.auth_context_ref().map(|a| a.to_string());
     assert!(matches!(acr.as_deref(), Some("phr") | Some("phrh")), "{acr:?}");
 

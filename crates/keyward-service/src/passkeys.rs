@@ -136,12 +136,16 @@ impl Keyward {
         credential: &RegisterPublicKeyCredential,
         name: Option<&str>,
     ) -> Result<Result<PasskeyAdded, PasskeyRejected>, ServiceError> {
-        let result = self.finish_registration_inner(session_token, ceremony_id, credential, name);
-        let outcome = match &result {
-            Ok(Ok(_)) => "success",
-            _ => "failure",
-        };
-        self.metrics.inc(Family::PasskeyRegistrations, "outcome", outcome);
+        self.counted(Family::PasskeyRegistrations, self.finish_registration_inner(session_token, ceremony_id, credential, name))
+    }
+
+    /// Counts a ceremony's outcome in `family` and passes it on.
+    fn counted<T>(
+        &self,
+        family: Family,
+        result: Result<Result<T, PasskeyRejected>, ServiceError>,
+    ) -> Result<Result<T, PasskeyRejected>, ServiceError> {
+        self.metrics.inc(family, "outcome", if matches!(result, Ok(Ok(_))) { "success" } else { "failure" });
         result
     }
 
@@ -245,13 +249,7 @@ impl Keyward {
         ceremony_id: &str,
         credential: &PublicKeyCredential,
     ) -> Result<Result<SignedIn, PasskeyRejected>, ServiceError> {
-        let result = self.finish_login_inner(attempt_id, browser_id, ceremony_id, credential);
-        let outcome = match &result {
-            Ok(Ok(_)) => "success",
-            _ => "failure",
-        };
-        self.metrics.inc(Family::PasskeySignIns, "outcome", outcome);
-        result
+        self.counted(Family::PasskeySignIns, self.finish_login_inner(attempt_id, browser_id, ceremony_id, credential))
     }
 
     fn finish_login_inner(

@@ -181,10 +181,10 @@ pub async fn rename_json(
     path: web::Path<String>,
     body: web::Json<RenameJson>,
 ) -> Result<HttpResponse, WebError> {
-    if let Err(resp) = check_origin(&req, &state) {
-        return Ok(resp);
-    }
-    let Some(session) = cookies::get(&req, cookies::SESSION) else { return Ok(not_signed_in_json()) };
+    let session = match json_session(&req, &state) {
+        Ok(s) => s,
+        Err(resp) => return Ok(resp),
+    };
     let kw = state.kw.clone();
     let id = path.into_inner();
     let name = body.into_inner().name;
@@ -210,10 +210,10 @@ pub async fn delete_json(
     path: web::Path<String>,
     body: web::Json<DeleteJson>,
 ) -> Result<HttpResponse, WebError> {
-    if let Err(resp) = check_origin(&req, &state) {
-        return Ok(resp);
-    }
-    let Some(session) = cookies::get(&req, cookies::SESSION) else { return Ok(not_signed_in_json()) };
+    let session = match json_session(&req, &state) {
+        Ok(s) => s,
+        Err(resp) => return Ok(resp),
+    };
     let kw = state.kw.clone();
     let id = path.into_inner();
     let confirm = body.into_inner().confirm;
@@ -235,6 +235,12 @@ pub async fn delete_json(
             "This is the last passkey and email sign-in is off; turn email sign-in on first.",
         ),
     })
+}
+
+/// The session of a JSON request from our own origin, or the error to answer.
+fn json_session(req: &HttpRequest, state: &State) -> Result<String, HttpResponse> {
+    check_origin(req, state)?;
+    cookies::get(req, cookies::SESSION).ok_or_else(not_signed_in_json)
 }
 
 fn not_signed_in_json() -> HttpResponse {
