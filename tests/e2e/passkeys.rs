@@ -97,45 +97,16 @@ async fn passkey_registration_then_username_less_sign_in_through_an_rp() -> anyh
 
 #[tokio::test]
 async fn a2_an_assertion_naming_another_account_is_refused() -> anyhow::Result<()> {
-    let app = spawn(AppOptions::default()).await?;
-    let origin = app.issuer.clone();
-    let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
-    let owner = Browser::new()?;
-    sign_in_by_email(&app, &owner, &auth_request(&rp).url, "owner@example.com").await?;
-    let (_, start) = post_json(&owner, &app.url("/account/passkeys/register/start"), &origin, serde_json::json!({})).await?;
-    let mut ccr: CreationChallengeResponse = serde_json::from_value(start["options"].clone())?;
-    if let Some(s) = ccr.public_key.authenticator_selection.as_mut() {
-        s.resident_key = Some(ResidentKeyRequirement::Discouraged);
-        s.require_resident_key = false;
-    }
-    let mut authenticator = SoftPasskey::new(true);
-    let credential = authenticator.do_registration(Url::parse(&origin)?, ccr)?;
-    let cred_id = credential.raw_id.clone();
-    let (status, _) = post_json(
-        &owner,
-        &app.url("/account/passkeys/register/finish"),
-        &origin,
-        serde_json::json!({ "ceremony": start["ceremony"], "credential": credential }),
-    )
-    .await?;
-    assert_eq!(status, 201);
-
-    let other = Browser::new()?;
-    let (_, attempt, _) = open_login(&app, &other, &auth_request(&rp).url).await?;
-    let (_, start) = post_json(&other, &app.url("/login/passkey/start"), &origin, serde_json::json!({ "attempt": attempt })).await?;
-    let mut rcr: RequestChallengeResponse = serde_json::from_value(start["options"].clone())?;
-    rcr.public_key.allow_credentials = vec![AllowCredentials { type_: "public-key".into(), id: cred_id, transports: None }];
-    let mut assertion = authenticator.do_authentication(Url::parse(&origin)?, rcr)?;
+    let (world, mut authenticator, passkey) = World::with_a_passkey().await?;
+    // Control: the owner's own handle signs in.
+    let own = world.start_sign_in().await?;
+    let answer = assertion(&mut authenticator, &world.origin, own.options_for(&passkey), &passkey)?;
+    assert_eq!(world.finish_sign_in(&own, &answer).await?.0, 200);
     // A user handle that is not the credential's owner.
-    assertion.response.user_handle = Some(uuid_bytes("00000000-0000-4000-8000-000000000000")?);
-    let (status, body) = post_json(
-        &other,
-        &app.url("/login/passkey/finish"),
-        &origin,
-        serde_json::json!({ "attempt": attempt, "ceremony": start["ceremony"], "credential": assertion }),
-    )
-    .await?;
-    assert_eq!((status, body["error"].as_str()), (400, Some("passkey_not_accepted")));
+    let other = world.start_sign_in().await?;
+    let mut answer = assertion(&mut authenticator, &world.origin, other.options_for(&passkey), &passkey)?;
+    answer.response.user_handle = Some(uuid_bytes("00000000-0000-4000-8000-000000000000")?);
+    assert_eq!(error_of(&world.finish_sign_in(&other, &answer).await?), NOT_ACCEPTED);
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! can only be turned off by someone who has a passkey. Recovery codes come as a set of ten
 //! when the first passkey is added; a new set kills the old one.
 
+use crate::login::Proof;
 use crate::metrics::Family;
 use crate::{Keyward, ServiceError};
 use diesel::Connection;
@@ -204,7 +205,13 @@ impl Keyward {
             }
             let left = repo::recovery::remaining(c, &user.id)?;
             self.audit(c, "recovery_code_used", Some(&user.id), serde_json::json!({ "codes_left": left }))?;
-            let signed_in = match self.complete_sign_in_for(c, attempt_id, browser_id, &user, "otp", "recovery_code", false)? {
+            let signed_in = match self.complete_sign_in_for(
+                c,
+                attempt_id,
+                browser_id,
+                &user,
+                Proof { amr: "otp", method: "recovery_code", offer_passkey: false },
+            )? {
                 Ok(s) => s,
                 Err(e) => return Ok(Err(e)),
             };

@@ -65,6 +65,16 @@ pub enum CodeRejected {
     PasskeyRequired,
 }
 
+/// How a person proved who they are, as a finished sign-in records it.
+pub(crate) struct Proof<'a> {
+    /// RFC 8176 values, space-separated.
+    pub amr: &'a str,
+    /// The method's name in logs, audit events and metrics.
+    pub method: &'static str,
+    /// The browser can make a passkey: offer one before answering the app.
+    pub offer_passkey: bool,
+}
+
 /// A finished sign-in: the new session's cookie value and where to send the browser.
 pub struct SignedIn {
     pub session_token: String,
@@ -309,24 +319,22 @@ impl Keyward {
             }
             None => return Ok(Err(CodeRejected::NoLiveCode)),
         };
-        self.complete_sign_in_for(c, attempt_id, browser_id, &user, "otp", method, offer_passkey)
+        self.complete_sign_in_for(c, attempt_id, browser_id, &user, Proof { amr: "otp", method, offer_passkey })
     }
 
-    /// Ends the attempt, opens a session with a fresh id and the given `amr` (RFC 8176,
-    /// space-separated) and answers the attempt's authorization request — or, with
-    /// `offer_passkey` for someone without a passkey who has not declined it, parks the
-    /// answer behind the "sign in faster next time" page.
-    #[allow(clippy::too_many_arguments)]
+    /// Ends the attempt, opens a session with a fresh id and the proof's `amr` and answers
+    /// the attempt's authorization request — or, when the proof offers a passkey to someone
+    /// without one who has not declined it, parks the answer behind the "sign in faster next
+    /// time" page.
     pub(crate) fn complete_sign_in_for(
         &self,
         c: &mut DbConnection,
         attempt_id: &str,
         browser_id: &str,
         user: &User,
-        amr: &str,
-        method: &'static str,
-        offer_passkey: bool,
+        proof: Proof<'_>,
     ) -> Result<Result<SignedIn, CodeRejected>, ServiceError> {
+        let Proof { amr, method, offer_passkey } = proof;
         let now = self.now();
         let Some((_, request)) = self.attempt_for(c, attempt_id, browser_id)? else {
             return Ok(Err(CodeRejected::AttemptGone));

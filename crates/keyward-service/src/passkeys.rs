@@ -4,7 +4,7 @@
 //! `swk` for synced (backup-eligible) passkeys or `hwk` for device-bound ones (RFC 8176).
 
 use crate::account::Notice;
-use crate::login::{CodeRejected, SignedIn};
+use crate::login::{CodeRejected, Proof, SignedIn};
 use crate::metrics::Family;
 use crate::{Keyward, ServiceError};
 use base64::Engine;
@@ -110,21 +110,7 @@ impl Keyward {
             sel.require_resident_key = true;
             sel.user_verification = UserVerificationPolicy::Required;
         }
-        let now = self.now();
-        let ceremony = Ceremony {
-            id: random_token(&mut rand::rng()),
-            kind: "register".into(),
-            user_id: Some(user.id),
-            attempt_id: None,
-            state_json: to_json(&state)?,
-            created_at: now,
-            expires_at: now + CEREMONY_LIFETIME_SECS,
-        };
-        repo::passkeys::save_ceremony(&mut conn, &ceremony)?;
-        Ok(Some(PasskeyChallenge {
-            ceremony: ceremony.id,
-            options: serde_json::to_value(&options).map_err(|e| ServiceError::Corrupt(e.to_string()))?,
-        }))
+        self.open_ceremony(&mut conn, "register", Some(user.id), None, &state, &options).map(Some)
     }
 
     /// Verifies the browser's answer and stores the passkey; the first passkey of an account
@@ -216,6 +202,34 @@ impl Keyward {
         Ok(self.account_view(session_token)?.map(|v| v.passkeys))
     }
 
+    /// Stores a ceremony's state (single use, five minutes) and returns the browser's options
+    /// with the ceremony's id.
+    fn open_ceremony(
+        &self,
+        conn: &mut keyward_store::DbConnection,
+        kind: &str,
+        user_id: Option<String>,
+        attempt_id: Option<String>,
+        state: &impl serde::Serialize,
+        options: &impl serde::Serialize,
+    ) -> Result<PasskeyChallenge, ServiceError> {
+        let now = self.now();
+        let ceremony = Ceremony {
+            id: random_token(&mut rand::rng()),
+            kind: kind.into(),
+            user_id,
+            attempt_id,
+            state_json: to_json(state)?,
+            created_at: now,
+            expires_at: now + CEREMONY_LIFETIME_SECS,
+        };
+        repo::passkeys::save_ceremony(conn, &ceremony)?;
+        Ok(PasskeyChallenge {
+            ceremony: ceremony.id,
+            options: serde_json::to_value(options).map_err(|e| ServiceError::Corrupt(e.to_string()))?,
+        })
+    }
+
     /// Starts a username-less sign-in for a login attempt of this browser.
     pub fn start_passkey_login(&self, attempt_id: &str, browser_id: &str) -> Result<Option<PasskeyChallenge>, ServiceError> {
         let mut conn = self.conn()?;
@@ -224,21 +238,7 @@ impl Keyward {
         }
         let (options, state) =
             self.webauthn.start_discoverable_authentication().map_err(|e| ServiceError::Internal(format!("passkey sign-in: {e}")))?;
-        let now = self.now();
-        let ceremony = Ceremony {
-            id: random_token(&mut rand::rng()),
-            kind: "login".into(),
-            user_id: None,
-            attempt_id: Some(attempt_id.to_owned()),
-            state_json: to_json(&state)?,
-            created_at: now,
-            expires_at: now + CEREMONY_LIFETIME_SECS,
-        };
-        repo::passkeys::save_ceremony(&mut conn, &ceremony)?;
-        Ok(Some(PasskeyChallenge {
-            ceremony: ceremony.id,
-            options: serde_json::to_value(&options).map_err(|e| ServiceError::Corrupt(e.to_string()))?,
-        }))
+        self.open_ceremony(&mut conn, "login", None, Some(attempt_id.to_owned()), &state, &options).map(Some)
     }
 
     /// Verifies a discoverable assertion and signs in whoever the credential belongs to.
@@ -308,10 +308,12 @@ impl Keyward {
             repo::passkeys::record_use(c, &row.credential_id, &to_json(&passkey)?, result.backup_state(), now)?;
             let Some(user) = repo::users::find_by_id(c, &row.user_id)? else { return Ok(Err(PasskeyRejected::Gone)) };
             let amr = if result.backup_eligible() { "swk user" } else { "hwk user" };
-            Ok(match self.complete_sign_in_for(c, attempt_id, browser_id, &user, amr, "passkey", false)? {
-                Ok(signed_in) => Ok(signed_in),
-                Err(CodeRejected::AttemptGone) | Err(_) => Err(PasskeyRejected::Gone),
-            })
+            Ok(
+                match self.complete_sign_in_for(c, attempt_id, browser_id, &user, Proof { amr, method: "passkey", offer_passkey: false })? {
+                    Ok(signed_in) => Ok(signed_in),
+                    Err(CodeRejected::AttemptGone) | Err(_) => Err(PasskeyRejected::Gone),
+                },
+            )
         })
     }
 }
