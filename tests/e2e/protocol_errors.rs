@@ -195,9 +195,15 @@ async fn discovery_and_jwks_describe_the_provider() -> anyhow::Result<()> {
     assert_eq!(kids.len(), keys.len(), "distinct kids");
     for k in &keys {
         assert_eq!(k["use"], "sig");
-        assert!(k["alg"] == "RS256" || k["alg"] == "ES256");
+        assert!(k["alg"] == "RS256" || k["alg"] == "ES256" || k["alg"] == "EdDSA");
         assert!(k.get("d").is_none() && k.get("p").is_none(), "no private material in the JWKS");
     }
-    assert_eq!(keys.len(), 2);
+    let algs: std::collections::BTreeSet<_> = keys.iter().filter_map(|k| k["alg"].as_str()).collect();
+    assert_eq!(algs, ["ES256", "EdDSA", "RS256"].into_iter().collect(), "one key per algorithm on a fresh start");
+    let okp = keys.iter().find(|k| k["alg"] == "EdDSA").unwrap();
+    assert_eq!((okp["kty"].as_str(), okp["crv"].as_str()), (Some("OKP"), Some("Ed25519")));
+    for endpoint in ["revocation_endpoint", "introspection_endpoint", "end_session_endpoint"] {
+        assert!(d[endpoint].as_str().is_some_and(|u| u.starts_with(&app.issuer)), "{endpoint} in discovery");
+    }
     Ok(())
 }

@@ -6,7 +6,6 @@
 use crate::client::Client;
 use crate::oauth_error::{OAuthError, OAuthErrorCode as E};
 use crate::pkce;
-use crate::scope::Scopes;
 use serde::{Deserialize, Serialize};
 
 /// A request that passed every check, ready to be answered with a code. Stored with a login
@@ -25,6 +24,13 @@ pub struct AuthorizationRequest {
     /// Requested authentication context classes, in order of preference (OIDC Core §3.1.2.1).
     #[serde(default)]
     pub acr_values: Vec<String>,
+    /// An ID token Keyward issued earlier, naming who the app expects (verified by the service).
+    #[serde(default)]
+    pub id_token_hint: Option<String>,
+    /// Claims asked for by name with the `claims` parameter (OIDC Core §5.5), as
+    /// `id_token:NAME` / `userinfo:NAME` words.
+    #[serde(default)]
+    pub claims: String,
 }
 
 /// `acr` for phishing-resistant authentication (OpenID EAP ACR values): any passkey.
@@ -178,7 +184,7 @@ pub fn validate_authorization_request<'c>(
             return Err(fail(E::InvalidRequest, "only response_mode=query is supported"));
         }
     }
-    let scope = Scopes::parse_supported(get("scope").unwrap_or(""));
+    let scope = client.permitted_scope(get("scope").unwrap_or(""));
     if !scope.contains("openid") {
         return Err(fail(E::InvalidScope, "the scope must include openid"));
     }
@@ -201,6 +207,11 @@ pub fn validate_authorization_request<'c>(
         return Err(fail(E::InvalidRequest, "state is too long"));
     }
     let login_hint = get("login_hint").filter(|h| h.len() <= 254).map(str::to_owned);
+    let claims = match get("claims") {
+        None => String::new(),
+        Some(raw) => requested_claims(raw).map_err(|msg| fail(E::InvalidRequest, msg))?,
+    };
+    let id_token_hint = get("id_token_hint").filter(|h| h.len() <= 8192).map(str::to_owned);
     let acr_values: Vec<String> = get("acr_values").unwrap_or("").split(' ').filter(|a| !a.is_empty()).take(8).map(str::to_owned).collect();
 
     Ok((
@@ -215,6 +226,8 @@ pub fn validate_authorization_request<'c>(
             max_age,
             login_hint,
             acr_values,
+            id_token_hint,
+            claims,
         },
         client,
     ))
@@ -254,6 +267,27 @@ fn check_pkce(
         (Some(c), Some(_)) if !pkce::is_valid_s256_challenge(c) => Err((E::InvalidRequest, "code_challenge is not a valid S256 challenge")),
         (Some(c), Some(_)) => Ok(Some(c.to_owned())),
     }
+}
+
+/// Claims Keyward can release on request, beyond what the scope gives.
+pub const REQUESTABLE_CLAIMS: &[&str] = &["email", "email_verified", "name"];
+
+/// OIDC Core §5.5: `{"id_token": {"name": {"essential": true}}, "userinfo": {...}}`. Names
+/// Keyward does not hold are ignored (§5.5.1); anything that is not such an object is refused.
+fn requested_claims(raw: &str) -> Result<String, &'static str> {
+    let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| "claims is not a JSON object")?;
+    let obj = value.as_object().ok_or("claims is not a JSON object")?;
+    let mut out = Vec::new();
+    for place in ["id_token", "userinfo"] {
+        let Some(members) = obj.get(place) else { continue };
+        let members = members.as_object().ok_or("claims.id_token and claims.userinfo must be JSON objects")?;
+        for name in members.keys() {
+            if REQUESTABLE_CLAIMS.contains(&name.as_str()) {
+                out.push(format!("{place}:{name}"));
+            }
+        }
+    }
+    Ok(out.join(" "))
 }
 
 /// OIDC Core §3.1.2.1: space-separated; `none` may not be combined with other values.

@@ -1,5 +1,5 @@
 use super::*;
-use crate::client::{ClientKind, SigningAlg};
+use crate::client::ClientKind;
 use crate::secret::hash_secret;
 
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -10,9 +10,8 @@ fn confidential() -> Client {
         name: "App".into(),
         kind: ClientKind::Confidential { secret_hashes: vec![hash_secret("s")] },
         redirect_uris: vec!["https://app.example/cb".into()],
-        require_pkce: true,
-        id_token_alg: SigningAlg::Rs256,
         first_party: true,
+        ..Client::default()
     }
 }
 

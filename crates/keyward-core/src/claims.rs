@@ -27,6 +27,9 @@ pub struct IdTokenClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acr: Option<String>,
     pub azp: String,
+    /// The browser session (absent for tokens not tied to one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     #[serde(flatten)]
     pub profile: ProfileClaims,
 }
@@ -44,13 +47,34 @@ pub struct ProfileClaims {
 
 impl ProfileClaims {
     pub fn for_scope(scope: &crate::scope::Scopes, email: &str, email_verified: bool, name: Option<&str>) -> Self {
-        let with_email = scope.contains("email");
+        Self::release(scope, "", "", email, email_verified, name)
+    }
+
+    /// Claims by scope, plus those asked for by name for `place` (`id_token` or `userinfo`)
+    /// with the `claims` parameter (`requested` as stored on the grant).
+    pub fn release(
+        scope: &crate::scope::Scopes,
+        requested: &str,
+        place: &str,
+        email: &str,
+        email_verified: bool,
+        name: Option<&str>,
+    ) -> Self {
+        let asked = |claim: &str| requested.split(' ').any(|w| w.strip_prefix(place).and_then(|r| r.strip_prefix(':')) == Some(claim));
+        let with_email = scope.contains("email") || asked("email");
         ProfileClaims {
             email: with_email.then(|| email.to_owned()),
-            email_verified: with_email.then_some(email_verified),
-            name: if scope.contains("profile") { name.map(str::to_owned) } else { None },
+            email_verified: (with_email || asked("email_verified")).then_some(email_verified),
+            name: if scope.contains("profile") || asked("name") { name.map(str::to_owned) } else { None },
         }
     }
+}
+
+/// The `sid` (OIDC Front/Back-Channel Logout §2.1) of a browser session: derived from the
+/// session's stored hash, so it names the session without revealing anything that opens it.
+pub fn sid_for(session_hash: &str) -> String {
+    let full = crate::secret::sha256_b64url(format!("keyward-sid:{session_hash}").as_bytes());
+    full[..22].to_owned()
 }
 
 /// RFC 9068 §2.2.
@@ -64,10 +88,29 @@ pub struct AccessTokenClaims {
     pub iat: i64,
     pub jti: String,
     pub scope: String,
-    pub auth_time: i64,
-    /// The grant (authorization code) the token came from, so a replayed code revokes it.
+    /// Absent for client_credentials tokens (no person signed in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// The grant the token came from, so revoking the grant (code replay, refresh-token
+    /// reuse, logout) ends the token too.
     pub gid: String,
 }
+
+/// The logout token of OpenID Back-Channel Logout 1.0 §2.4.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutTokenClaims {
+    pub iss: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub sub: String,
+    pub sid: String,
+    pub events: serde_json::Value,
+}
+
+/// The `events` member of a logout token.
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 #[cfg(test)]
 mod tests {

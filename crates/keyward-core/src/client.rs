@@ -5,17 +5,23 @@
 use crate::secret::{constant_time_eq, hash_secret};
 use url::Url;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SigningAlg {
+    #[default]
     Rs256,
     Es256,
+    EdDsa,
 }
 
 impl SigningAlg {
+    /// Every algorithm Keyward keeps a signing key for.
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::Rs256, SigningAlg::Es256, SigningAlg::EdDsa];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SigningAlg::Rs256 => "RS256",
             SigningAlg::Es256 => "ES256",
+            SigningAlg::EdDsa => "EdDSA",
         }
     }
 
@@ -23,9 +29,67 @@ impl SigningAlg {
         match s {
             "RS256" => Some(SigningAlg::Rs256),
             "ES256" => Some(SigningAlg::Es256),
+            "EdDSA" => Some(SigningAlg::EdDsa),
             _ => None,
         }
     }
+}
+
+/// The grants a client may use at the token endpoint (RFC 6749 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<GrantType> {
+        match s {
+            "authorization_code" => Some(GrantType::AuthorizationCode),
+            "refresh_token" => Some(GrantType::RefreshToken),
+            "client_credentials" => Some(GrantType::ClientCredentials),
+            _ => None,
+        }
+    }
+}
+
+/// When a code exchange also returns a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefreshPolicy {
+    /// Only when the request's scope has `offline_access` (OIDC Core §11).
+    #[default]
+    OfflineAccess,
+    /// With every code exchange.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Token lifetimes in seconds, each overriding the `[tokens]` default when set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lifetimes {
+    pub access_token: Option<i64>,
+    pub id_token: Option<i64>,
+    pub refresh_token_idle: Option<i64>,
+    pub refresh_token_max: Option<i64>,
+}
+
+/// Where a `private_key_jwt` client's public keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientKeys {
+    /// A JWK Set written in the config (JSON text).
+    Inline(String),
+    /// A JWK Set fetched (and cached) from this https URL.
+    Uri(String),
 }
 
 /// How a client proves who it is at the token endpoint.
@@ -33,6 +97,8 @@ impl SigningAlg {
 pub enum ClientKind {
     /// Holds a secret; the config stores base64url(SHA-256(secret)) values (several, for rollover).
     Confidential { secret_hashes: Vec<String> },
+    /// Signs a client assertion with its own private key (`private_key_jwt`, RFC 7523).
+    PrivateKeyJwt { keys: ClientKeys },
     /// Cannot keep a secret (SPA, native): authenticates with PKCE alone.
     Public,
 }
@@ -46,12 +112,71 @@ pub struct Client {
     /// PKCE is required for public clients always, and for confidential ones unless this is off.
     pub require_pkce: bool,
     pub id_token_alg: SigningAlg,
+    /// Trusted apps skip the consent page.
     pub first_party: bool,
+    /// Where RP-initiated logout may return the browser (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where back-channel logout tokens are POSTed.
+    pub backchannel_logout_uri: Option<String>,
+    pub grant_types: Vec<GrantType>,
+    pub refresh_tokens: RefreshPolicy,
+    /// Scopes this client may be granted (None: every scope Keyward supports). Names
+    /// outside OIDC's are the client's own API scopes (for client_credentials).
+    pub scopes: Option<Vec<String>>,
+    pub lifetimes: Lifetimes,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client {
+            id: String::new(),
+            name: String::new(),
+            kind: ClientKind::Public,
+            redirect_uris: Vec::new(),
+            require_pkce: true,
+            id_token_alg: SigningAlg::Rs256,
+            first_party: false,
+            post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            refresh_tokens: RefreshPolicy::OfflineAccess,
+            scopes: None,
+            lifetimes: Lifetimes::default(),
+        }
+    }
 }
 
 impl Client {
     pub fn is_public(&self) -> bool {
         matches!(self.kind, ClientKind::Public)
+    }
+
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    /// The requested scopes this client may have, in request order, without repeats:
+    /// OIDC scopes Keyward supports plus the client's own, within its allowed list.
+    pub fn permitted_scope(&self, requested: &str) -> crate::scope::Scopes {
+        crate::scope::Scopes::parse_with(requested, |s| match &self.scopes {
+            Some(allowed) => allowed.iter().any(|a| a == s),
+            None => crate::scope::SUPPORTED.contains(&s),
+        })
+    }
+
+    /// Whether a code exchange with `scope` also returns a refresh token.
+    pub fn issues_refresh_token(&self, scope: &crate::scope::Scopes) -> bool {
+        self.allows_grant(GrantType::RefreshToken)
+            && match self.refresh_tokens {
+                RefreshPolicy::Always => true,
+                RefreshPolicy::OfflineAccess => scope.contains("offline_access"),
+                RefreshPolicy::Never => false,
+            }
+    }
+
+    /// The registered post-logout URI equal to `requested`, if any (exact match only).
+    pub fn match_post_logout_redirect_uri(&self, requested: &str) -> Option<&str> {
+        self.post_logout_redirect_uris.iter().find(|r| r.as_str() == requested).map(|r| r.as_str())
     }
 
     pub fn pkce_required(&self) -> bool {
@@ -61,7 +186,7 @@ impl Client {
     /// Checks a presented secret against every stored hash without an early exit.
     pub fn secret_matches(&self, presented: &str) -> bool {
         match &self.kind {
-            ClientKind::Public => false,
+            ClientKind::Public | ClientKind::PrivateKeyJwt { .. } => false,
             ClientKind::Confidential { secret_hashes } => {
                 let presented = hash_secret(presented);
                 secret_hashes.iter().fold(false, |ok, h| constant_time_eq(h, &presented) | ok)
@@ -110,9 +235,8 @@ mod tests {
             name: "C".into(),
             kind: ClientKind::Confidential { secret_hashes: vec![hash_secret("s")] },
             redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
-            require_pkce: true,
-            id_token_alg: SigningAlg::Rs256,
             first_party: true,
+            ..Client::default()
         }
     }
 

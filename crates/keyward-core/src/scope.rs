@@ -2,7 +2,7 @@
 //! as OIDC certification expects (`oidcc-scope-*`).
 
 /// The scopes Keyward understands, in the order they are listed in discovery.
-pub const SUPPORTED: &[&str] = &["openid", "profile", "email"];
+pub const SUPPORTED: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Scopes(Vec<String>);
@@ -10,9 +10,14 @@ pub struct Scopes(Vec<String>);
 impl Scopes {
     /// Parse a request's `scope`, keeping only supported scopes, without duplicates.
     pub fn parse_supported(raw: &str) -> Scopes {
+        Self::parse_with(raw, |s| SUPPORTED.contains(&s))
+    }
+
+    /// Parse `raw`, keeping the scopes `keep` accepts, without duplicates.
+    pub fn parse_with(raw: &str, keep: impl Fn(&str) -> bool) -> Scopes {
         let mut out: Vec<String> = Vec::new();
         for s in raw.split(' ').filter(|s| !s.is_empty()) {
-            if SUPPORTED.contains(&s) && !out.iter().any(|o| o == s) {
+            if s.len() <= 128 && keep(s) && !out.iter().any(|o| o == s) {
                 out.push(s.to_owned());
             }
         }
@@ -25,6 +30,19 @@ impl Scopes {
 
     pub fn as_string(&self) -> String {
         self.0.join(" ")
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// True when every scope here is also in `other`.
+    pub fn is_subset_of(&self, other: &Scopes) -> bool {
+        self.0.iter().all(|s| other.contains(s))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

@@ -29,6 +29,7 @@ pub struct AccountView {
     pub user: User,
     pub passkeys: Vec<crate::passkeys::PasskeySummary>,
     pub recovery_codes_left: i64,
+    pub apps: Vec<crate::consent::ConsentSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +85,8 @@ impl Keyward {
         let Some(user) = self.session_user(&mut conn, session_token)? else { return Ok(None) };
         let passkeys = self.passkey_summaries(&mut conn, &user.id)?;
         let recovery_codes_left = repo::recovery::remaining(&mut conn, &user.id)?;
-        Ok(Some(AccountView { user, passkeys, recovery_codes_left }))
+        let apps = self.consent_summaries(&mut conn, &user.id)?;
+        Ok(Some(AccountView { user, passkeys, recovery_codes_left, apps }))
     }
 
     /// Renames one of the person's passkeys. `None` without a session, `Some(false)` when

@@ -1,4 +1,6 @@
-//! Signing keys: generated on first start (one RS256, one ES256), stored in the database
+//! Signing keys: generated on first start (one each for RS256, ES256 and EdDSA), rotated by
+//! command or on a schedule (published before they sign, kept published until every token
+//! they signed has expired), stored in the database
 //! with the private half sealed by AES-256-GCM under a key derived from the master key,
 //! parsed once at start and kept as ready-to-use aws-lc-rs key pairs. JWTs are assembled
 //! here and signed with the cached pairs, because `jsonwebtoken::encode` re-parses the key
@@ -9,9 +11,10 @@ use crate::master_key::MasterKey;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use diesel::Connection;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use keyward_core::client::SigningAlg;
 use keyward_store::models::SigningKeyRow;
@@ -19,74 +22,137 @@ use keyward_store::{DbConnection, repo};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 enum Signer {
     Rsa(RsaKeyPair),
     Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
 }
 
 struct LoadedKey {
     kid: String,
     alg: SigningAlg,
+    activates_at: i64,
+    retired_at: Option<i64>,
     signer: Signer,
 }
 
-/// Every active key, ready to sign and verify, plus the JWKS document served as is.
+/// The published keys at one moment, ready to sign and verify, plus the JWKS document
+/// served as is.
 pub struct KeySet {
     keys: Vec<LoadedKey>,
     decoding: HashMap<String, (DecodingKey, Algorithm)>,
-    jwks_json: String,
+    jwks_json: Arc<str>,
+    /// What the set was built from, to skip rebuilding when nothing changed.
+    fingerprint: Vec<(String, i64, Option<i64>, Option<i64>)>,
 }
 
-impl KeySet {
-    /// Loads the active keys, creating any missing algorithm's key first.
-    pub fn load_or_create(conn: &mut DbConnection, master: &MasterKey, now: i64) -> Result<KeySet, ServiceError> {
+/// The key set every request uses, swapped whole when the database's keys change (a
+/// rotation by `keyward keys rotate`, by the schedule, or by another instance).
+pub struct KeyRing {
+    current: RwLock<Arc<KeySet>>,
+    sealer: LessSafeKey,
+}
+
+fn fingerprint(rows: &[SigningKeyRow]) -> Vec<(String, i64, Option<i64>, Option<i64>)> {
+    rows.iter().map(|r| (r.kid.clone(), r.activates_at, r.retired_at, r.unpublish_at)).collect()
+}
+
+/// A key able to sign at `now`: active and not yet retired.
+fn signs_at(activates_at: i64, retired_at: Option<i64>, now: i64) -> bool {
+    activates_at <= now && retired_at.is_none_or(|r| now < r)
+}
+
+impl KeyRing {
+    /// Loads the published keys, creating a key for any algorithm that has none able to sign.
+    pub fn load_or_create(conn: &mut DbConnection, master: &MasterKey, now: i64) -> Result<KeyRing, ServiceError> {
         let sealer = sealer(master)?;
-        let existing = repo::keys::active(conn)?;
-        for alg in [SigningAlg::Rs256, SigningAlg::Es256] {
-            if !existing.iter().any(|k| k.alg == alg.as_str()) {
-                let pkcs8 = generate(alg)?;
-                let (_, jwk) = public_jwk(alg, &parse(alg, &pkcs8)?)?;
-                let kid = thumbprint(&jwk);
-                let row = SigningKeyRow {
-                    private_key_encrypted: seal(&sealer, &kid, &pkcs8)?,
-                    kid,
-                    alg: alg.as_str().into(),
-                    created_at: now,
-                    retired_at: None,
-                };
+        let existing = repo::keys::published(conn, now)?;
+        for alg in SigningAlg::ALL {
+            let usable = existing.iter().any(|k| k.alg == alg.as_str() && signs_at(k.activates_at, k.retired_at, now));
+            let pending = existing.iter().any(|k| k.alg == alg.as_str() && k.activates_at > now);
+            if !usable && !pending {
+                let row = new_key(&sealer, alg, now, now)?;
                 repo::keys::insert(conn, &row)?;
                 tracing::info!(kid = %row.kid, alg = %row.alg, "generated a signing key");
             }
         }
-        let rows = repo::keys::active(conn)?;
-        let mut keys = Vec::new();
-        let mut decoding = HashMap::new();
-        let mut jwks = Vec::new();
-        for row in rows {
-            let alg =
-                SigningAlg::parse(&row.alg).ok_or_else(|| ServiceError::Crypto(format!("key {} has unknown alg {}", row.kid, row.alg)))?;
-            let pkcs8 = open(&sealer, &row.kid, &row.private_key_encrypted)?;
-            let signer = parse(alg, &pkcs8)?;
-            let (dk, mut jwk) = public_jwk(alg, &signer)?;
-            jwk.insert("kid".into(), row.kid.clone().into());
-            jwk.insert("alg".into(), alg.as_str().into());
-            jwk.insert("use".into(), "sig".into());
-            decoding.insert(row.kid.clone(), (dk, jwt_alg(alg)));
-            jwks.push(serde_json::Value::Object(jwk));
-            keys.push(LoadedKey { kid: row.kid, alg, signer });
+        let set = build(&sealer, repo::keys::published(conn, now)?)?;
+        Ok(KeyRing { current: RwLock::new(Arc::new(set)), sealer })
+    }
+
+    fn set(&self) -> Arc<KeySet> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Re-reads the published keys; rebuilds the set only when they changed. Returns true
+    /// when it did.
+    pub fn reload(&self, conn: &mut DbConnection, now: i64) -> Result<bool, ServiceError> {
+        let rows = repo::keys::published(conn, now)?;
+        if fingerprint(&rows) == self.set().fingerprint {
+            return Ok(false);
         }
-        let jwks_json = serde_json::json!({ "keys": jwks }).to_string();
-        Ok(KeySet { keys, decoding, jwks_json })
+        let set = build(&self.sealer, rows)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        Ok(true)
     }
 
-    pub fn jwks_json(&self) -> &str {
-        &self.jwks_json
+    /// Rotates `alg`: a new key is published now and signs from `now + publish_ahead`; the
+    /// keys it replaces stop signing then and leave the JWKS `keep_published` later.
+    /// Returns the new key's kid, or None when another process rotated first.
+    pub fn rotate(
+        &self,
+        conn: &mut DbConnection,
+        alg: SigningAlg,
+        now: i64,
+        publish_ahead: i64,
+        keep_published: i64,
+    ) -> Result<Option<String>, ServiceError> {
+        let activates_at = now + publish_ahead;
+        conn.transaction(|c| {
+            let current: Vec<SigningKeyRow> =
+                repo::keys::published(c, now)?.into_iter().filter(|k| k.alg == alg.as_str() && k.retired_at.is_none()).collect();
+            for old in &current {
+                // Guarded: of two processes rotating at once, one retires the key, the other stops.
+                if !repo::keys::retire(c, &old.kid, activates_at, activates_at + keep_published)? {
+                    return Ok(None);
+                }
+            }
+            let row = new_key(&self.sealer, alg, now, activates_at)?;
+            repo::keys::insert(c, &row)?;
+            tracing::info!(kid = %row.kid, alg = %row.alg, activates_at, "rotated a signing key");
+            Ok(Some(row.kid))
+        })
     }
 
-    /// Signs `claims` as a compact JWS with the newest key of `alg`.
-    pub fn sign(&self, alg: SigningAlg, typ: &str, claims: &impl Serialize) -> Result<String, ServiceError> {
-        let key = self.keys.iter().rev().find(|k| k.alg == alg).ok_or_else(|| ServiceError::Crypto(format!("no {} key", alg.as_str())))?;
+    /// Algorithms whose signing key is older than `max_age` with no successor waiting.
+    pub fn due_for_rotation(&self, now: i64, max_age: i64) -> Vec<SigningAlg> {
+        let set = self.set();
+        SigningAlg::ALL
+            .into_iter()
+            .filter(|alg| {
+                let mine = set.keys.iter().filter(|k| k.alg == *alg);
+                let newest = mine.clone().map(|k| k.activates_at).max();
+                let pending = mine.clone().any(|k| k.activates_at > now);
+                !pending && newest.is_some_and(|t| t + max_age <= now)
+            })
+            .collect()
+    }
+
+    pub fn jwks_json(&self) -> Arc<str> {
+        self.set().jwks_json.clone()
+    }
+
+    /// Signs `claims` as a compact JWS with the newest key of `alg` that signs at `now`.
+    pub fn sign(&self, now: i64, alg: SigningAlg, typ: &str, claims: &impl Serialize) -> Result<String, ServiceError> {
+        let set = self.set();
+        let key = set
+            .keys
+            .iter()
+            .filter(|k| k.alg == alg && signs_at(k.activates_at, k.retired_at, now))
+            .max_by_key(|k| k.activates_at)
+            .ok_or_else(|| ServiceError::Crypto(format!("no {} key signs now", alg.as_str())))?;
         let header = serde_json::json!({ "alg": alg.as_str(), "kid": key.kid, "typ": typ });
         let mut jws = URL_SAFE_NO_PAD.encode(header.to_string());
         jws.push('.');
@@ -102,16 +168,18 @@ impl KeySet {
             Signer::Ec(pair) => {
                 pair.sign(&rng, jws.as_bytes()).map_err(|_| ServiceError::Crypto("ECDSA signing failed".into()))?.as_ref().to_vec()
             }
+            Signer::Ed(pair) => pair.sign(jws.as_bytes()).as_ref().to_vec(),
         };
         jws.push('.');
         jws.push_str(&URL_SAFE_NO_PAD.encode(sig));
         Ok(jws)
     }
 
-    /// Verifies a JWT signed by one of our keys, with `validation` as the base rules.
+    /// Verifies a JWT signed by one of our published keys, with `validation` as the base rules.
     pub fn verify<T: DeserializeOwned>(&self, token: &str, mut validation: Validation) -> Option<T> {
         let header = jsonwebtoken::decode_header(token).ok()?;
-        let (key, alg) = self.decoding.get(header.kid.as_deref()?)?;
+        let set = self.set();
+        let (key, alg) = set.decoding.get(header.kid.as_deref()?)?;
         if header.alg != *alg {
             return None;
         }
@@ -120,10 +188,48 @@ impl KeySet {
     }
 }
 
+fn new_key(sealer: &LessSafeKey, alg: SigningAlg, now: i64, activates_at: i64) -> Result<SigningKeyRow, ServiceError> {
+    let pkcs8 = generate(alg)?;
+    let (_, jwk) = public_jwk(alg, &parse(alg, &pkcs8)?)?;
+    let kid = thumbprint(&jwk);
+    Ok(SigningKeyRow {
+        private_key_encrypted: seal(sealer, &kid, &pkcs8)?,
+        kid,
+        alg: alg.as_str().into(),
+        created_at: now,
+        retired_at: None,
+        activates_at,
+        unpublish_at: None,
+    })
+}
+
+fn build(sealer: &LessSafeKey, rows: Vec<SigningKeyRow>) -> Result<KeySet, ServiceError> {
+    let fingerprint = fingerprint(&rows);
+    let mut keys = Vec::new();
+    let mut decoding = HashMap::new();
+    let mut jwks = Vec::new();
+    for row in rows {
+        let alg =
+            SigningAlg::parse(&row.alg).ok_or_else(|| ServiceError::Crypto(format!("key {} has unknown alg {}", row.kid, row.alg)))?;
+        let pkcs8 = open(sealer, &row.kid, &row.private_key_encrypted)?;
+        let signer = parse(alg, &pkcs8)?;
+        let (dk, mut jwk) = public_jwk(alg, &signer)?;
+        jwk.insert("kid".into(), row.kid.clone().into());
+        jwk.insert("alg".into(), alg.as_str().into());
+        jwk.insert("use".into(), "sig".into());
+        decoding.insert(row.kid.clone(), (dk, jwt_alg(alg)));
+        jwks.push(serde_json::Value::Object(jwk));
+        keys.push(LoadedKey { kid: row.kid, alg, activates_at: row.activates_at, retired_at: row.retired_at, signer });
+    }
+    let jwks_json: Arc<str> = serde_json::json!({ "keys": jwks }).to_string().into();
+    Ok(KeySet { keys, decoding, jwks_json, fingerprint })
+}
+
 fn jwt_alg(alg: SigningAlg) -> Algorithm {
     match alg {
         SigningAlg::Rs256 => Algorithm::RS256,
         SigningAlg::Es256 => Algorithm::ES256,
+        SigningAlg::EdDsa => Algorithm::EdDSA,
     }
 }
 
@@ -134,6 +240,7 @@ fn generate(alg: SigningAlg) -> Result<Vec<u8>, ServiceError> {
         SigningAlg::Es256 => {
             EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(err)?.to_pkcs8v1().map_err(err)?.as_ref().to_vec()
         }
+        SigningAlg::EdDsa => Ed25519KeyPair::generate().map_err(err)?.to_pkcs8().map_err(err)?.as_ref().to_vec(),
     })
 }
 
@@ -142,6 +249,7 @@ fn parse(alg: SigningAlg, pkcs8: &[u8]) -> Result<Signer, ServiceError> {
     Ok(match alg {
         SigningAlg::Rs256 => Signer::Rsa(RsaKeyPair::from_pkcs8(pkcs8).map_err(err)?),
         SigningAlg::Es256 => Signer::Ec(EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(err)?),
+        SigningAlg::EdDsa => Signer::Ed(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(err)?),
     })
 }
 
@@ -176,6 +284,14 @@ fn public_jwk(alg: SigningAlg, signer: &Signer) -> Result<(DecodingKey, JwkMap),
             jwk.insert("y".into(), y.into());
             dk
         }
+        (SigningAlg::EdDsa, Signer::Ed(pair)) => {
+            let x = b64(pair.public_key().as_ref());
+            let dk = DecodingKey::from_ed_components(&x).map_err(|e| ServiceError::Crypto(e.to_string()))?;
+            jwk.insert("kty".into(), "OKP".into());
+            jwk.insert("crv".into(), "Ed25519".into());
+            jwk.insert("x".into(), x.into());
+            dk
+        }
         _ => {
             return Err(ServiceError::Crypto("key type does not match its algorithm".into()));
         }
@@ -185,7 +301,11 @@ fn public_jwk(alg: SigningAlg, signer: &Signer) -> Result<(DecodingKey, JwkMap),
 
 /// RFC 7638 thumbprint: SHA-256 over the required members in lexicographic order.
 fn thumbprint(jwk: &JwkMap) -> String {
-    let members: &[&str] = if jwk.get("kty").is_some_and(|k| k == "RSA") { &["e", "kty", "n"] } else { &["crv", "kty", "x", "y"] };
+    let members: &[&str] = match jwk.get("kty").and_then(|k| k.as_str()) {
+        Some("RSA") => &["e", "kty", "n"],
+        Some("OKP") => &["crv", "kty", "x"],
+        _ => &["crv", "kty", "x", "y"],
+    };
     let canonical: serde_json::Map<String, serde_json::Value> =
         members.iter().filter_map(|m| jwk.get(*m).map(|v| ((*m).to_owned(), v.clone()))).collect();
     keyward_core::secret::sha256_b64url(serde_json::Value::Object(canonical).to_string().as_bytes())

@@ -3,13 +3,17 @@
 //! pool. Nothing here knows about HTTP.
 
 pub mod account;
+pub mod client_keys;
+pub mod consent;
 pub mod keys;
 pub mod link;
 pub mod login;
+pub mod logout;
 pub mod master_key;
 pub mod metrics;
 pub mod oidc;
 pub mod passkeys;
+pub mod tokens;
 pub mod users;
 
 use argon2::Argon2;
@@ -18,7 +22,7 @@ use keyward_core::config::Config;
 use keyward_store::{Pool, PooledConn, StoreError};
 use std::sync::Arc;
 
-pub use keys::KeySet;
+pub use keys::{KeyRing, KeySet};
 pub use master_key::MasterKey;
 
 /// An internal failure. Its text is for logs only; people and clients see a generic message.
@@ -57,20 +61,21 @@ impl ServiceError {
 pub struct Keyward {
     pub config: Arc<Config>,
     pub pool: Pool,
-    pub keys: Arc<KeySet>,
+    pub keys: Arc<KeyRing>,
     pub clock: Arc<dyn Clock>,
     /// Derived from the master key: the CSRF MAC key.
     pub csrf_key: [u8; 32],
     pub metrics: metrics::Metrics,
     argon2: Argon2<'static>,
     webauthn: webauthn_rs::Webauthn,
+    jwks_cache: client_keys::JwksCache,
 }
 
 impl Keyward {
     pub fn new(
         config: Arc<Config>,
         pool: Pool,
-        keys: Arc<KeySet>,
+        keys: Arc<KeyRing>,
         clock: Arc<dyn Clock>,
         master: &MasterKey,
     ) -> Result<Keyward, ServiceError> {
@@ -84,6 +89,7 @@ impl Keyward {
             argon2: Argon2::default(),
             webauthn,
             metrics: Default::default(),
+            jwks_cache: Default::default(),
         })
     }
 
@@ -93,6 +99,20 @@ impl Keyward {
 
     pub fn now(&self) -> i64 {
         self.clock.unix()
+    }
+
+    /// Rotates keys that are due (when a schedule is configured), then reloads the key set
+    /// from the database. True when the set changed.
+    pub fn maintain_keys(&self) -> Result<bool, ServiceError> {
+        let now = self.now();
+        let mut conn = self.conn()?;
+        let rotation = self.config.key_rotation;
+        if let Some(max_age) = rotation.rotate_after_seconds {
+            for alg in self.keys.due_for_rotation(now, max_age) {
+                self.keys.rotate(&mut conn, alg, now, rotation.publish_ahead_seconds, self.config.longest_token_lifetime())?;
+            }
+        }
+        self.keys.reload(&mut conn, now)
     }
 
     /// Removes rows whose secrets can no longer be used (see [`sweep_expired`]).

@@ -4,7 +4,6 @@
 //! across instances; a correct code turns into an account, a session and an authorization
 //! code in one transaction. Magic links and cross-device approval are in `link.rs`.
 
-use crate::oidc::{self, Continue};
 use crate::{Keyward, ServiceError};
 use argon2::{PasswordHasher, PasswordVerifier};
 use diesel::Connection;
@@ -367,9 +366,7 @@ impl Keyward {
             repo::attempts::park_for_offer(c, attempt_id, &session.id_hash)?;
             return Ok(Ok(SignedIn { session_token, redirect_to: format!("/login/passkey-offer?attempt={attempt_id}") }));
         }
-        let Continue::Redirect(redirect_to) = oidc::issue_code(self, c, &request, &session)? else {
-            return Err(ServiceError::Corrupt("a fresh session could not answer its request".into()));
-        };
+        let redirect_to = self.answer_signed_in(c, attempt_id, &request, &session)?;
         Ok(Ok(SignedIn { session_token, redirect_to }))
     }
 
@@ -401,10 +398,7 @@ impl Keyward {
             if decline {
                 repo::users::decline_passkey_offer(c, &session.user_id, now)?;
             }
-            match oidc::issue_code(self, c, &parse_request(&taken)?, &session)? {
-                Continue::Redirect(to) => Ok(Some(to)),
-                Continue::LoginRequired => Ok(None),
-            }
+            Ok(Some(self.answer_signed_in(c, attempt_id, &parse_request(&taken)?, &session)?))
         })
     }
 }

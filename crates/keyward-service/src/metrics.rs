@@ -12,6 +12,9 @@ pub enum Family {
     PasskeyRegistrations,
     PasskeySignIns,
     RecoveryCodeSignIns,
+    TokensIssued,
+    TokensRevoked,
+    Logouts,
 }
 
 impl Family {
@@ -21,6 +24,9 @@ impl Family {
             Family::PasskeyRegistrations => "keyward_passkey_registrations_total",
             Family::PasskeySignIns => "keyward_passkey_sign_ins_total",
             Family::RecoveryCodeSignIns => "keyward_recovery_code_sign_ins_total",
+            Family::TokensIssued => "keyward_tokens_issued_total",
+            Family::TokensRevoked => "keyward_token_revocations_total",
+            Family::Logouts => "keyward_logouts_total",
         }
     }
 
@@ -30,6 +36,9 @@ impl Family {
             Family::PasskeyRegistrations => "Passkey registrations by outcome.",
             Family::PasskeySignIns => "Passkey sign-in ceremonies by outcome.",
             Family::RecoveryCodeSignIns => "Sign-ins with a recovery code by outcome.",
+            Family::TokensIssued => "Token responses by kind (with or without a refresh token).",
+            Family::TokensRevoked => "Grants and access tokens revoked, by reason.",
+            Family::Logouts => "Sessions ended, by how; back-channel deliveries by outcome.",
         }
     }
 }

@@ -24,7 +24,12 @@ pub struct SigningKeyRow {
     pub alg: String,
     pub private_key_encrypted: String,
     pub created_at: i64,
+    /// Stops signing from here (the next key took over); still published.
     pub retired_at: Option<i64>,
+    /// Signs from here; published (in the JWKS) from `created_at`.
+    pub activates_at: i64,
+    /// Leaves the JWKS from here: no token it signed can still be live.
+    pub unpublish_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -93,6 +98,8 @@ pub struct AuthorizationCode {
     pub expires_at: i64,
     pub consumed_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// Claims asked for by name (the `claims` parameter), e.g. `id_token:email userinfo:name`.
+    pub claims: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -141,4 +148,58 @@ pub struct AuditEvent {
     /// JSON object with the event's details (never secrets).
     pub detail: String,
     pub client_addr: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = grants)]
+pub struct Grant {
+    pub id: String,
+    pub client_id: String,
+    /// None for a client_credentials grant (the client acts for itself).
+    pub user_id: Option<String>,
+    /// The browser session that signed in, so logout can end the grant.
+    pub session_hash: Option<String>,
+    pub scope: String,
+    pub claims: String,
+    pub auth_time: i64,
+    pub amr: String,
+    pub created_at: i64,
+    /// No token of this grant is usable after this (absolute refresh-token lifetime).
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshToken {
+    pub token_hash: String,
+    pub grant_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Set when the token was exchanged for its successor.
+    pub used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = consents)]
+pub struct Consent {
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub granted_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = logout_deliveries)]
+pub struct LogoutDelivery {
+    pub id: String,
+    pub client_id: String,
+    pub uri: String,
+    pub logout_token: String,
+    pub attempts: i32,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+    pub given_up_at: Option<i64>,
+    pub last_error: Option<String>,
 }

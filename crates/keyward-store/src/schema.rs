@@ -20,6 +20,8 @@ diesel::table! {
         private_key_encrypted -> Text,
         created_at -> BigInt,
         retired_at -> Nullable<BigInt>,
+        activates_at -> BigInt,
+        unpublish_at -> Nullable<BigInt>,
     }
 }
 
@@ -116,6 +118,7 @@ diesel::table! {
         expires_at -> BigInt,
         consumed_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
+        claims -> Text,
     }
 }
 
@@ -139,7 +142,74 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    grants (id) {
+        id -> Text,
+        client_id -> Text,
+        user_id -> Nullable<Text>,
+        session_hash -> Nullable<Text>,
+        scope -> Text,
+        claims -> Text,
+        auth_time -> BigInt,
+        amr -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        grant_id -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    consents (user_id, client_id) {
+        user_id -> Text,
+        client_id -> Text,
+        scope -> Text,
+        granted_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    logout_deliveries (id) {
+        id -> Text,
+        client_id -> Text,
+        uri -> Text,
+        logout_token -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        created_at -> BigInt,
+        delivered_at -> Nullable<BigInt>,
+        given_up_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    client_assertion_jtis (jti_hash) {
+        jti_hash -> Text,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(grants -> users (user_id));
+diesel::joinable!(refresh_tokens -> grants (grant_id));
+diesel::joinable!(consents -> users (user_id));
 diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(authorization_codes -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -153,5 +223,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     authorization_codes,
     recovery_codes,
-    audit_events
+    audit_events,
+    grants,
+    refresh_tokens,
+    revoked_tokens,
+    consents,
+    logout_deliveries,
+    client_assertion_jtis
 );

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use keyward_store::models::{AuthorizationCode, EmailChallenge, LoginAttempt, User};
+use keyward_store::models::{AuthorizationCode, EmailChallenge, Grant, LoginAttempt, RefreshToken, User};
 use keyward_store::repo::codes::Redemption;
 use keyward_store::{Pool, connect, repo, run_migrations};
 use std::sync::Arc;
@@ -89,7 +89,30 @@ fn seed(pool: &Pool) {
             expires_at: i64::MAX,
             consumed_at: None,
             revoked_at: None,
+            claims: String::new(),
         },
+    )
+    .unwrap();
+    repo::grants::insert(
+        c,
+        &Grant {
+            id: "g".into(),
+            client_id: "app".into(),
+            user_id: Some("u1".into()),
+            session_hash: Some("s".into()),
+            scope: "openid offline_access".into(),
+            claims: String::new(),
+            auth_time: 0,
+            amr: "otp".into(),
+            created_at: 0,
+            expires_at: i64::MAX,
+            revoked_at: None,
+        },
+    )
+    .unwrap();
+    repo::grants::insert_refresh(
+        c,
+        &RefreshToken { token_hash: "rt".into(), grant_id: "g".into(), created_at: 0, expires_at: i64::MAX, used_at: None },
     )
     .unwrap();
 }
@@ -120,7 +143,26 @@ fn f3_one_code_one_redemption(pool: Pool) {
     let won = outcomes.iter().filter(|o| matches!(o, Redemption::Redeemed(..))).count();
     assert_eq!(won, 1, "exactly one redemption wins");
     // The losers saw a replay, which revoked the grant.
-    assert!(repo::codes::live_grant_user(&mut pool.get().unwrap(), "g").unwrap().is_none());
+    assert!(repo::grants::find(&mut pool.get().unwrap(), "g").unwrap().unwrap().revoked_at.is_some());
+}
+
+fn b17_one_refresh_token_one_rotation(pool: Pool) {
+    seed(&pool);
+    let outcomes = parallel(&pool, 12, |c| {
+        use diesel::Connection;
+        c.transaction(|t| repo::grants::use_refresh(t, "rt", 1)).unwrap()
+    });
+    assert_eq!(outcomes.iter().filter(|won| **won).count(), 1, "exactly one rotation wins");
+}
+
+#[test]
+fn b17_one_refresh_token_one_rotation_on_sqlite() {
+    b17_one_refresh_token_one_rotation(sqlite_pool());
+}
+
+#[test]
+fn b17_one_refresh_token_one_rotation_on_postgres() {
+    b17_one_refresh_token_one_rotation(postgres_pool());
 }
 
 #[test]

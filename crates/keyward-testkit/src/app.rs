@@ -42,6 +42,12 @@ pub struct AppOptions {
     pub limits: Option<String>,
     /// Send mail to this port instead of the SMTP sink's (e.g. a closed one, to test outages).
     pub smtp_port: Option<u16>,
+    /// More keys for the `app` client (e.g. `backchannel_logout_uri = "…"`).
+    pub client_extra: Option<String>,
+    /// TOML appended to the config (more `[[clients]]`, for instance).
+    pub extra: Option<String>,
+    /// The body of the `[keys]` table after the master key (rotation settings).
+    pub keys: Option<String>,
 }
 
 /// A random master key in the config's format.
@@ -63,6 +69,9 @@ impl Default for AppOptions {
             master_key: None,
             limits: None,
             smtp_port: None,
+            client_extra: None,
+            extra: None,
+            keys: None,
         }
     }
 }
@@ -108,6 +117,7 @@ pool_size = 4
 
 [keys]
 master_key = "{master_key}"
+{keys}
 
 [limits]
 {limits}
@@ -127,13 +137,16 @@ id = "{CLIENT_ID}"
 name = "Test App"
 secret_hashes = ["{h1}"]
 redirect_uris = ["{CLIENT_REDIRECT}"]
+post_logout_redirect_uris = ["http://localhost:9999/signed-out"]
 first_party = true
+{client_extra}
 
 [[clients]]
 id = "{CLIENT2_ID}"
 name = "Test App Two"
 secret_hashes = ["{h2}"]
 redirect_uris = ["{CLIENT2_REDIRECT}"]
+post_logout_redirect_uris = ["http://localhost:9998/signed-out"]
 id_token_signing_alg = "ES256"
 first_party = true
 
@@ -142,13 +155,20 @@ id = "{PUBLIC_ID}"
 name = "Test SPA"
 type = "public"
 redirect_uris = ["{PUBLIC_REDIRECT}"]
+first_party = true
 
 [[clients]]
 id = "try-it"
 name = "Try it"
 type = "public"
 redirect_uris = ["{issuer}/try/callback"]
+first_party = true
+
+{extra}
 "#,
+            keys = opts.keys.as_deref().unwrap_or(""),
+            client_extra = opts.client_extra.as_deref().unwrap_or(""),
+            extra = opts.extra.as_deref().unwrap_or(""),
             data = dir.join("data").display(),
             signup = opts.signup,
             code_lifetime = opts.code_lifetime_seconds,

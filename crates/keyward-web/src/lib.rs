@@ -22,6 +22,8 @@ pub struct WebState {
     pub mail_templates: MailTemplates,
     discovery_json: String,
     try_it: Option<routes::try_it::TryIt>,
+    /// Wakes the back-channel logout worker when a logout queued deliveries.
+    pub backchannel: tokio::sync::Notify,
 }
 
 impl WebState {
@@ -30,8 +32,37 @@ impl WebState {
         let discovery_json = kw.discovery_document().to_string();
         let try_it =
             kw.config.try_it_client.clone().map(|client_id| routes::try_it::TryIt::new(&kw.config.issuer, client_id)).transpose()?;
-        Ok(WebState { mail_templates: MailTemplates::new().map_err(|e| e.to_string())?, discovery_json, try_it, kw, mailer })
+        Ok(WebState {
+            mail_templates: MailTemplates::new().map_err(|e| e.to_string())?,
+            discovery_json,
+            try_it,
+            kw,
+            mailer,
+            backchannel: tokio::sync::Notify::new(),
+        })
     }
+}
+
+/// Work off the request path, for the life of the process: back-channel logout delivery,
+/// and reloading signing keys from the database (picking up rotations made by the CLI or
+/// another instance) with the scheduled rotation when configured.
+pub fn spawn_background(state: Arc<WebState>) {
+    routes::logout::spawn_backchannel_worker(state.clone());
+    let kw = state.kw.clone();
+    actix_web::rt::spawn(async move {
+        let rotation = kw.config.key_rotation;
+        let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(rotation.reload_seconds as u64));
+        loop {
+            tick.tick().await;
+            let k = kw.clone();
+            match web::block(move || k.maintain_keys()).await {
+                Ok(Ok(true)) => tracing::info!("signing keys reloaded"),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot reload signing keys; will retry"),
+                Err(e) => tracing::warn!(error = %e, "key reload did not run"),
+            }
+        }
+    });
 }
 
 /// Headers for every response (CHECKLIST E4, E5, E7; DESIGN.md §5). Scripts are not used
@@ -77,6 +108,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &SignInLimiter) {
         .route("/userinfo", web::get().to(userinfo::userinfo_get))
         .route("/userinfo", web::post().to(userinfo::userinfo_post))
         .route("/userinfo", web::method(actix_web::http::Method::OPTIONS).to(discovery::preflight))
+        .route("/revoke", web::post().to(token::revoke))
+        .route("/revoke", web::method(actix_web::http::Method::OPTIONS).to(discovery::preflight))
+        .route("/introspect", web::post().to(token::introspect))
+        .route("/end_session", web::get().to(logout::end_session_get))
+        .route("/end_session", web::post().to(logout::end_session_post))
+        .route("/consent", web::get().to(consent::consent_page))
+        .route("/consent", web::post().to(consent::consent_submit))
+        .route("/account/apps/{client}/revoke", web::post().to(account::revoke_app_form))
         .service(
             web::scope("/login")
                 .wrap(actix_governor::Governor::new(limiter))

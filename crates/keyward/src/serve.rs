@@ -6,7 +6,7 @@ use actix_web::{App, HttpServer, web};
 use keyward_core::SystemClock;
 use keyward_core::config::{Config, MailTransport, SmtpTls};
 use keyward_mail::{Mailer, TlsMode, TransportSettings};
-use keyward_service::{KeySet, Keyward, MasterKey};
+use keyward_service::{KeyRing, Keyward, MasterKey};
 use keyward_store::Pool;
 use std::path::Path;
 use std::process::ExitCode;
@@ -86,7 +86,7 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
     let pool = open_database(&config)?;
     let keys = {
         let mut conn = pool.get().map_err(|e| fail("cannot connect to the database", e))?;
-        KeySet::load_or_create(&mut conn, &master, keyward_core::Clock::unix(&SystemClock))
+        KeyRing::load_or_create(&mut conn, &master, keyward_core::Clock::unix(&SystemClock))
             .map_err(|e| fail("cannot load signing keys", e))?
     };
     let kw = Arc::new(
@@ -96,6 +96,7 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
         let mailer = Mailer::new(mail_settings(&config), &config.mail_from).map_err(|e| fail("mail settings", e))?;
         spawn_cleanup(kw.clone());
         let state = web::Data::new(keyward_web::WebState::new(kw, mailer).map_err(|e| fail("web layer", e))?);
+        keyward_web::spawn_background(state.clone().into_inner());
         let limiter = keyward_web::sign_in_limiter(&config.limits).ok_or_else(|| fail("limits", "the sign-in rate limit is out of range"))?;
         let server = HttpServer::new(move || {
             let limiter = limiter.clone();

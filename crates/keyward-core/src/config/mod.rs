@@ -96,11 +96,27 @@ pub struct Config {
     pub session_lifetime_seconds: i64,
     pub id_token_lifetime_seconds: i64,
     pub access_token_lifetime_seconds: i64,
+    /// A refresh token dies unused after this long (each rotation starts it again)…
+    pub refresh_token_idle_seconds: i64,
+    /// …and its whole family this long after sign-in, whatever happens.
+    pub refresh_token_lifetime_seconds: i64,
+    pub key_rotation: KeyRotation,
     pub mail_from: String,
     pub mail: MailTransport,
     pub limits: Limits,
     pub try_it_client: Option<String>,
     pub clients: HashMap<String, Arc<Client>>,
+}
+
+/// Signing-key rotation (DESIGN.md §3, CHECKLIST F6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRotation {
+    /// Rotate each algorithm's key when it has signed this long (None: only by command).
+    pub rotate_after_seconds: Option<i64>,
+    /// A new key is in the JWKS this long before it signs, so caches pick it up first.
+    pub publish_ahead_seconds: i64,
+    /// How often each instance reloads the keys from the database.
+    pub reload_seconds: i64,
 }
 
 /// Abuse limits. The first four are counted in the database, so they hold across instances;
@@ -157,6 +173,17 @@ impl Config {
 
     pub fn client(&self, id: &str) -> Option<&Client> {
         self.clients.get(id).map(|c| c.as_ref())
+    }
+
+    /// The longest any ID or access token can live (a retired key stays published this long).
+    pub fn longest_token_lifetime(&self) -> i64 {
+        self.clients
+            .values()
+            .flat_map(|c| [c.lifetimes.access_token, c.lifetimes.id_token])
+            .flatten()
+            .chain([self.id_token_lifetime_seconds, self.access_token_lifetime_seconds])
+            .max()
+            .unwrap_or(self.id_token_lifetime_seconds)
     }
 
     /// True for `https` issuers and loopback hosts, which browsers treat as secure contexts.

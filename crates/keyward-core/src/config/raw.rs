@@ -42,6 +42,12 @@ pub struct RawDatabase {
 pub struct RawKeys {
     pub master_key: Option<String>,
     pub master_key_file: Option<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub rotate_after_days: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub publish_ahead_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub reload_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +71,10 @@ pub struct RawTokens {
     pub id_token_lifetime_seconds: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub access_token_lifetime_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub refresh_token_idle_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub refresh_token_lifetime_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,6 +142,23 @@ pub struct RawClient {
     pub id_token_signing_alg: Option<String>,
     #[serde(default, deserialize_with = "lenient_bool")]
     pub first_party: Option<bool>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub grant_types: Option<Vec<String>>,
+    pub refresh_tokens: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub access_token_lifetime_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub id_token_lifetime_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub refresh_token_idle_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub refresh_token_lifetime_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]

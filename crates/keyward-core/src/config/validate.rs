@@ -2,8 +2,8 @@
 //! and refuses what would be unsafe to run (CHECKLIST B5, F9).
 
 use super::raw::{RawClient, RawConfig};
-use super::{Config, ConfigError, ConfigErrors, Limits, MailTransport, SignupPolicy, SmtpTls};
-use crate::client::{Client, ClientKind, SigningAlg};
+use super::{Config, ConfigError, ConfigErrors, KeyRotation, Limits, MailTransport, SignupPolicy, SmtpTls};
+use crate::client::{Client, ClientKind, GrantType, Lifetimes, RefreshPolicy, SigningAlg};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -114,6 +114,23 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
             e.add(key, "must be between 30 and 86400 seconds", "short lifetimes are safer: 600 for access tokens, 3600 for ID tokens");
         }
     }
+    let refresh_idle = raw.tokens.refresh_token_idle_seconds.unwrap_or(30 * 86_400);
+    let refresh_max = raw.tokens.refresh_token_lifetime_seconds.unwrap_or(90 * 86_400);
+    if refresh_idle < 60 || refresh_idle > refresh_max || refresh_max > 400 * 86_400 {
+        e.add(
+            "tokens.refresh_token_idle_seconds",
+            "must be at least 60 and at most refresh_token_lifetime_seconds (itself at most 400 days)",
+            "e.g. 2592000 (30 days) with refresh_token_lifetime_seconds = 7776000 (90 days)",
+        );
+    }
+    let key_rotation = KeyRotation {
+        rotate_after_seconds: match raw.keys.rotate_after_days {
+            None | Some(0) => None,
+            Some(d) => Some(d.min(3650) as i64 * 86_400),
+        },
+        publish_ahead_seconds: raw.keys.publish_ahead_seconds.unwrap_or(600).min(30 * 86_400) as i64,
+        reload_seconds: raw.keys.reload_seconds.unwrap_or(30).clamp(1, 3600) as i64,
+    };
 
     let l = &raw.limits;
     let limits = Limits {
@@ -215,6 +232,9 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         session_lifetime_seconds: lifetime_hours as i64 * 3600,
         id_token_lifetime_seconds: id_token_lifetime as i64,
         access_token_lifetime_seconds: access_token_lifetime as i64,
+        refresh_token_idle_seconds: refresh_idle as i64,
+        refresh_token_lifetime_seconds: refresh_max as i64,
+        key_rotation,
         mail_from,
         mail,
         limits,
@@ -293,30 +313,92 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
             false
         }
     };
-    let kind = if public {
-        if !rc.secret_hashes.is_empty() {
-            e.add(format!("{key}.secret_hashes"), "a public client has no secret", "remove secret_hashes, or make the client confidential");
-        }
-        ClientKind::Public
-    } else {
-        if rc.secret_hashes.is_empty() {
-            e.add(
-                format!("{key}.secret_hashes"),
-                "a confidential client needs a secret hash",
-                "run `keyward clients new` and paste the printed secret_hashes line",
-            );
-        }
-        for (j, h) in rc.secret_hashes.iter().enumerate() {
-            if h.len() != 43 || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    let auth_method = rc.token_endpoint_auth_method.as_deref().unwrap_or(if public { "none" } else { "client_secret_basic" });
+    let kind = match (public, auth_method) {
+        (true, "none") => {
+            if !rc.secret_hashes.is_empty() {
                 e.add(
-                    format!("{key}.secret_hashes[{j}]"),
-                    "not a SHA-256 hash in base64url (43 characters); secrets themselves never go in the config",
-                    "run `keyward clients hash-secret` with the secret, or `keyward clients new` for a fresh one",
+                    format!("{key}.secret_hashes"),
+                    "a public client has no secret",
+                    "remove secret_hashes, or make the client confidential",
                 );
             }
+            ClientKind::Public
         }
-        ClientKind::Confidential { secret_hashes: rc.secret_hashes }
+        (false, "client_secret_basic" | "client_secret_post") => {
+            if rc.secret_hashes.is_empty() {
+                e.add(
+                    format!("{key}.secret_hashes"),
+                    "a confidential client needs a secret hash",
+                    "run `keyward clients new` and paste the printed secret_hashes line",
+                );
+            }
+            for (j, h) in rc.secret_hashes.iter().enumerate() {
+                if h.len() != 43 || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    e.add(
+                        format!("{key}.secret_hashes[{j}]"),
+                        "not a SHA-256 hash in base64url (43 characters); secrets themselves never go in the config",
+                        "run `keyward clients hash-secret` with the secret, or `keyward clients new` for a fresh one",
+                    );
+                }
+            }
+            ClientKind::Confidential { secret_hashes: rc.secret_hashes.clone() }
+        }
+        (false, "private_key_jwt") => {
+            if !rc.secret_hashes.is_empty() {
+                e.add(format!("{key}.secret_hashes"), "a private_key_jwt client has no secret", "remove secret_hashes");
+            }
+            match (rc.jwks.clone(), rc.jwks_uri.clone()) {
+                (Some(jwks), None) => {
+                    let ok = serde_json::from_str::<serde_json::Value>(&jwks)
+                        .ok()
+                        .and_then(|v| v.get("keys").and_then(|k| k.as_array()).map(|k| !k.is_empty()))
+                        .unwrap_or(false);
+                    if !ok {
+                        e.add(
+                            format!("{key}.jwks"),
+                            "not a JWK Set with at least one key",
+                            "paste the client's public keys as JSON: '{\"keys\": [{...}]}'",
+                        );
+                    }
+                    ClientKind::PrivateKeyJwt { keys: crate::client::ClientKeys::Inline(jwks) }
+                }
+                (None, Some(uri)) => {
+                    if !(uri.starts_with("https://") || is_loopback_url(&uri)) {
+                        e.add(format!("{key}.jwks_uri"), "the JWK Set must be fetched over https", "use an https:// URL");
+                    }
+                    ClientKind::PrivateKeyJwt { keys: crate::client::ClientKeys::Uri(uri) }
+                }
+                _ => {
+                    e.add(
+                        format!("{key}.jwks"),
+                        "a private_key_jwt client needs its public keys: jwks or jwks_uri (one of them)",
+                        "set jwks = '{\"keys\": [...]}' or jwks_uri = \"https://app.example.com/jwks\"",
+                    );
+                    ClientKind::Public
+                }
+            }
+        }
+        (true, other) => {
+            e.add(
+                format!("{key}.token_endpoint_auth_method"),
+                format!("{other:?} does not fit a public client"),
+                "remove the key: public clients authenticate with PKCE alone (\"none\")",
+            );
+            ClientKind::Public
+        }
+        (false, other) => {
+            e.add(
+                format!("{key}.token_endpoint_auth_method"),
+                format!("unknown or unfit method {other:?} for a confidential client"),
+                "use \"client_secret_basic\", \"client_secret_post\" or \"private_key_jwt\"",
+            );
+            ClientKind::Public
+        }
     };
+    if (rc.jwks.is_some() || rc.jwks_uri.is_some()) && auth_method != "private_key_jwt" {
+        e.add(format!("{key}.jwks"), "keys are only used with private_key_jwt", "set token_endpoint_auth_method = \"private_key_jwt\"");
+    }
     if rc.redirect_uris.is_empty() {
         e.add(format!("{key}.redirect_uris"), "no redirect URI is registered", "list the exact URIs the app receives codes on");
     }
@@ -331,7 +413,7 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
             e.add(
                 format!("{key}.id_token_signing_alg"),
                 format!("unsupported algorithm {a:?}"),
-                "use \"RS256\" (the OIDC default) or \"ES256\"",
+                "use \"RS256\" (the OIDC default), \"ES256\" or \"EdDSA\"",
             );
             SigningAlg::Rs256
         }),
@@ -340,6 +422,70 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
     if public && !require_pkce {
         e.add(format!("{key}.require_pkce"), "public clients must use PKCE", "remove require_pkce = false");
     }
+    for (j, uri) in rc.post_logout_redirect_uris.iter().enumerate() {
+        if let Some((problem, fix)) = redirect_uri_problem(uri, public) {
+            e.add(format!("{key}.post_logout_redirect_uris[{j}]"), problem, fix);
+        }
+    }
+    if let Some(uri) = &rc.backchannel_logout_uri
+        && (Url::parse(uri).is_err() || !(uri.starts_with("https://") || is_loopback_url(uri)) || uri.contains('#'))
+    {
+        e.add(
+            format!("{key}.backchannel_logout_uri"),
+            format!("{uri:?} is not an absolute https URL without a fragment"),
+            "use the app's https endpoint that receives logout tokens",
+        );
+    }
+    let mut grant_types = Vec::new();
+    for (j, g) in rc.grant_types.clone().unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]).iter().enumerate() {
+        match GrantType::parse(g) {
+            Some(GrantType::ClientCredentials) if public => e.add(
+                format!("{key}.grant_types[{j}]"),
+                "a public client cannot use client_credentials",
+                "remove it, or make the client confidential",
+            ),
+            Some(t) => grant_types.push(t),
+            None => e.add(
+                format!("{key}.grant_types[{j}]"),
+                format!("unknown grant type {g:?}"),
+                "use \"authorization_code\", \"refresh_token\" or \"client_credentials\"",
+            ),
+        }
+    }
+    let refresh_tokens = match rc.refresh_tokens.as_deref().unwrap_or("offline_access") {
+        "offline_access" => RefreshPolicy::OfflineAccess,
+        "always" => RefreshPolicy::Always,
+        "never" => RefreshPolicy::Never,
+        other => {
+            e.add(format!("{key}.refresh_tokens"), format!("unknown policy {other:?}"), "use \"offline_access\", \"always\" or \"never\"");
+            RefreshPolicy::OfflineAccess
+        }
+    };
+    if let Some(scopes) = &rc.scopes {
+        for (j, sc) in scopes.iter().enumerate() {
+            if sc.is_empty() || sc.len() > 128 || !sc.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\') {
+                e.add(format!("{key}.scopes[{j}]"), format!("{sc:?} is not a valid scope name"), "use printable ASCII without spaces");
+            }
+        }
+    }
+    let mut lifetime = |name: &str, v: Option<u64>, range: std::ops::RangeInclusive<u64>| {
+        v.map(|v| {
+            if !range.contains(&v) {
+                e.add(
+                    format!("{key}.{name}"),
+                    format!("must be between {} and {} seconds", range.start(), range.end()),
+                    "leave the key out for the [tokens] default",
+                );
+            }
+            v as i64
+        })
+    };
+    let lifetimes = Lifetimes {
+        access_token: lifetime("access_token_lifetime_seconds", rc.access_token_lifetime_seconds, 30..=86_400),
+        id_token: lifetime("id_token_lifetime_seconds", rc.id_token_lifetime_seconds, 30..=86_400),
+        refresh_token_idle: lifetime("refresh_token_idle_seconds", rc.refresh_token_idle_seconds, 60..=400 * 86_400),
+        refresh_token_max: lifetime("refresh_token_lifetime_seconds", rc.refresh_token_lifetime_seconds, 60..=400 * 86_400),
+    };
     (e.list.len() == before).then(|| Client {
         name: rc.name.unwrap_or_else(|| rc.id.clone()),
         id: rc.id,
@@ -348,6 +494,12 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
         require_pkce,
         id_token_alg,
         first_party: rc.first_party.unwrap_or(false),
+        post_logout_redirect_uris: rc.post_logout_redirect_uris,
+        backchannel_logout_uri: rc.backchannel_logout_uri,
+        grant_types,
+        refresh_tokens,
+        scopes: rc.scopes,
+        lifetimes,
     })
 }
 

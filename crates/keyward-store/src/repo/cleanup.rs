@@ -2,7 +2,8 @@
 
 use crate::DbConnection;
 use crate::schema::{
-    authorization_codes as ac, email_challenges as ec, login_attempts as la, rate_limits as rl, sessions as s, webauthn_ceremonies as wc,
+    authorization_codes as ac, client_assertion_jtis as cj, email_challenges as ec, grants as g, login_attempts as la,
+    logout_deliveries as ld, rate_limits as rl, revoked_tokens as rv, sessions as s, webauthn_ceremonies as wc,
 };
 use diesel::prelude::*;
 
@@ -15,17 +16,30 @@ pub struct Swept {
     pub authorization_codes: usize,
     pub rate_limits: usize,
     pub ceremonies: usize,
+    pub grants: usize,
+    pub revoked_tokens: usize,
+    pub client_assertions: usize,
+    pub logout_deliveries: usize,
 }
 
 impl Swept {
     pub fn total(&self) -> usize {
-        self.email_challenges + self.login_attempts + self.sessions + self.authorization_codes + self.rate_limits + self.ceremonies
+        self.email_challenges
+            + self.login_attempts
+            + self.sessions
+            + self.authorization_codes
+            + self.rate_limits
+            + self.ceremonies
+            + self.grants
+            + self.revoked_tokens
+            + self.client_assertions
+            + self.logout_deliveries
     }
 }
 
-/// Deletes expired challenges, attempts and sessions; authorization codes once no access
-/// token issued from them can still be live (`code_retention_secs` after issue, since
-/// `/userinfo` checks a token's grant against its code row); and rate-limit windows that
+/// Deletes expired challenges, attempts, sessions, grants (with their refresh tokens),
+/// revoked-token and client-assertion records; authorization codes `code_retention_secs`
+/// after issue (long enough to recognise a replay); week-old logout deliveries; and rate-limit windows that
 /// ended more than `limit_window_secs` ago.
 pub fn sweep(conn: &mut DbConnection, now: i64, idle_secs: i64, code_retention_secs: i64, limit_window_secs: i64) -> QueryResult<Swept> {
     Ok(Swept {
@@ -38,5 +52,11 @@ pub fn sweep(conn: &mut DbConnection, now: i64, idle_secs: i64, code_retention_s
         authorization_codes: diesel::delete(ac::table.filter(ac::created_at.lt(now - code_retention_secs))).execute(conn)?,
         rate_limits: diesel::delete(rl::table.filter(rl::window_start.lt(now - limit_window_secs))).execute(conn)?,
         ceremonies: diesel::delete(wc::table.filter(wc::expires_at.lt(now))).execute(conn)?,
+        // Refresh tokens go with their grant (ON DELETE CASCADE). A revoked grant is kept as
+        // long as a token of it could be presented as live, then goes too.
+        grants: diesel::delete(g::table.filter(g::expires_at.lt(now).or(g::revoked_at.lt(now - code_retention_secs)))).execute(conn)?,
+        revoked_tokens: diesel::delete(rv::table.filter(rv::expires_at.lt(now))).execute(conn)?,
+        client_assertions: diesel::delete(cj::table.filter(cj::expires_at.lt(now))).execute(conn)?,
+        logout_deliveries: diesel::delete(ld::table.filter(ld::created_at.lt(now - 7 * 86_400))).execute(conn)?,
     })
 }

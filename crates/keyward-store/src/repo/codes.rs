@@ -13,8 +13,8 @@ pub fn insert(conn: &mut DbConnection, row: &AuthorizationCode) -> QueryResult<(
 pub enum Redemption {
     /// First use of a live code: the caller issues tokens.
     Redeemed(Box<AuthorizationCode>, Box<User>),
-    /// The code was used before; its grant is now revoked.
-    Replayed,
+    /// The code was used before; the code and its grant (by id) are now revoked.
+    Replayed(String),
     /// Unknown, expired or revoked.
     Invalid,
 }
@@ -36,20 +36,9 @@ pub fn redeem(conn: &mut DbConnection, code_hash: &str, now: i64) -> QueryResult
         Some((code, user)) if won == 1 => Redemption::Redeemed(Box::new(code), Box::new(user)),
         Some((code, _)) if code.consumed_at.is_some() => {
             diesel::update(ac::table.find(code_hash)).set(ac::revoked_at.eq(now)).execute(conn)?;
-            Redemption::Replayed
+            super::grants::revoke(conn, &code.grant_id, now)?;
+            Redemption::Replayed(code.grant_id)
         }
         _ => Redemption::Invalid,
     })
-}
-
-/// The user behind a grant, while the grant is not revoked (one indexed join).
-pub fn live_grant_user(conn: &mut DbConnection, grant_id: &str) -> QueryResult<Option<User>> {
-    ac::table
-        .inner_join(u::table)
-        .filter(ac::grant_id.eq(grant_id))
-        .filter(ac::revoked_at.is_null())
-        .filter(u::disabled_at.is_null())
-        .select(User::as_select())
-        .first(conn)
-        .optional()
 }

@@ -33,3 +33,13 @@ pub fn touch(conn: &mut DbConnection, id_hash: &str, now: i64) -> QueryResult<()
 pub fn find_live_by_hash(conn: &mut DbConnection, id_hash: &str, now: i64, idle_secs: i64) -> QueryResult<Option<Session>> {
     Ok(find_live(conn, id_hash, now, idle_secs)?.map(|(s, _)| s))
 }
+
+/// Ends a session (logout). Returns it if it was not already ended.
+pub fn revoke(conn: &mut DbConnection, id_hash: &str, now: i64) -> QueryResult<Option<Session>> {
+    let row: Option<Session> =
+        s::table.find(id_hash).filter(s::revoked_at.is_null()).select(Session::as_select()).first(conn).optional()?;
+    if row.is_some() {
+        diesel::update(s::table.find(id_hash)).set(s::revoked_at.eq(now)).execute(conn)?;
+    }
+    Ok(row)
+}

@@ -78,6 +78,12 @@ pub async fn account_page(req: HttpRequest, state: State, q: web::Query<AccountQ
     ctx.insert("passkeys", &rows);
     ctx.insert("recovery_codes_left", &view.recovery_codes_left);
     ctx.insert("email_sign_in", &view.user.email_sign_in);
+    let apps: Vec<serde_json::Value> = view
+        .apps
+        .iter()
+        .map(|a| serde_json::json!({ "id": a.client_id, "name": a.app_name, "scopes": a.scopes, "since": super::human_time(a.granted_at) }))
+        .collect();
+    ctx.insert("apps", &apps);
     ctx.insert("csrf", &csrf::token(&state.kw.csrf_key, &cookies::get(&req, cookies::BROWSER).unwrap_or_default()));
     let q = q.into_inner();
     let notice = match q.done.as_deref() {
@@ -85,6 +91,7 @@ pub async fn account_page(req: HttpRequest, state: State, q: web::Query<AccountQ
         Some("removed") => Some("Passkey removed."),
         Some("email_on") => Some("Email sign-in is on."),
         Some("email_off") => Some("Email sign-in is off. Keep your recovery codes safe."),
+        Some("app_removed") => Some("The app's access is removed. It will ask again next time you use it."),
         _ => None,
     };
     let error = match q.problem.as_deref() {
@@ -349,4 +356,17 @@ pub async fn recovery_submit(req: HttpRequest, state: State, body: web::Bytes) -
 /// GET /metrics: Prometheus counters.
 pub async fn metrics(state: State) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.kw.metrics.render())
+}
+
+/// POST /account/apps/{client}/revoke: withdraw consent to an app and end its access.
+pub async fn revoke_app_form(req: HttpRequest, state: State, path: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, WebError> {
+    let form = parse_form(&body).unwrap_or_default();
+    if !csrf::check(&req, &state.kw.csrf_key, param(&form, "csrf").unwrap_or("")) {
+        return Err(WebError::csrf());
+    }
+    let session = cookies::get(&req, cookies::SESSION).ok_or_else(not_signed_in_page)?;
+    let client = path.into_inner();
+    let kw = state.kw.clone();
+    blocking(move || kw.revoke_consent(&session, &client)).await.map_err(WebError::PageInternal)?;
+    Ok(see_other("/account?done=app_removed"))
 }

@@ -60,6 +60,16 @@ async fn authorize(raw: &[u8], req: &HttpRequest, state: State, status: StatusCo
     let r = request.clone();
     match blocking(move || kw.authorize_with_session(&r, session.as_deref())).await.map_err(WebError::PageInternal)? {
         Continue::Redirect(url) => Ok(redirect(status, &url)),
+        Continue::ConsentRequired { session_hash } => {
+            let (browser_id, new_cookie) = cookies::browser_id(req);
+            let kw = state.kw.clone();
+            let attempt = blocking(move || kw.begin_consent(&request, &browser_id, &session_hash)).await.map_err(WebError::PageInternal)?;
+            let mut resp = redirect(status, &format!("/consent?attempt={attempt}"));
+            if let Some(c) = new_cookie {
+                resp.add_cookie(&c).map_err(|e| WebError::PageInternal(keyward_service::ServiceError::Internal(e.to_string())))?;
+            }
+            Ok(resp)
+        }
         Continue::LoginRequired => {
             let (browser_id, new_cookie) = cookies::browser_id(req);
             let kw = state.kw.clone();

@@ -17,7 +17,7 @@ pub async fn jwks(state: State) -> HttpResponse {
         .content_type("application/jwk-set+json")
         .insert_header(("Access-Control-Allow-Origin", "*"))
         .insert_header(("Cache-Control", "public, max-age=300"))
-        .body(state.kw.keys.jwks_json().to_owned())
+        .body(state.kw.keys.jwks_json().to_string())
 }
 
 /// CORS preflight for the endpoints browsers call directly (token, userinfo). No cookies

@@ -2,11 +2,13 @@
 
 pub mod account;
 pub mod authorize;
+pub mod consent;
 pub mod discovery;
 pub mod health;
 pub mod home;
 pub mod link;
 pub mod login;
+pub mod logout;
 pub mod passkeys;
 pub mod token;
 pub mod try_it;

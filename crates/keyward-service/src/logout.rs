@@ -1,0 +1,112 @@
+//! Ending a browser session (OpenID RP-Initiated Logout 1.0): the session and every grant it
+//! opened are revoked, and apps that registered a `backchannel_logout_uri` are told with a
+//! signed logout token (Back-Channel Logout 1.0), delivered off the request path from the
+//! database by whichever instance claims it, with retries.
+
+use crate::{Keyward, ServiceError};
+use diesel::Connection;
+use keyward_core::claims::{BACKCHANNEL_LOGOUT_EVENT, LogoutTokenClaims, sid_for};
+use keyward_core::secret::hash_secret;
+use keyward_store::models::LogoutDelivery;
+use keyward_store::repo;
+
+/// Waits between delivery attempts; after the last one the delivery is given up.
+const RETRY_DELAYS: [i64; 5] = [2, 10, 60, 300, 1800];
+/// How long a claimed delivery is reserved for the claiming instance.
+const CLAIM_LEASE_SECS: i64 = 60;
+
+/// The session a logout request would end.
+pub struct SessionSummary {
+    pub user_id: String,
+    pub sid: String,
+}
+
+impl Keyward {
+    /// The live session behind a cookie, if any.
+    pub fn session_summary(&self, session_token: &str) -> Result<Option<SessionSummary>, ServiceError> {
+        let hash = hash_secret(session_token);
+        let live = repo::sessions::find_live(&mut *self.conn()?, &hash, self.now(), self.config.session_idle_seconds)?;
+        Ok(live.map(|(s, _)| SessionSummary { user_id: s.user_id, sid: sid_for(&hash) }))
+    }
+
+    /// Ends the session: revokes it and its grants (their refresh tokens die) and queues a
+    /// logout token for each app with a back-channel URI. Returns how many were queued.
+    pub fn end_session(&self, session_token: &str, how: &'static str) -> Result<usize, ServiceError> {
+        let now = self.now();
+        let hash = hash_secret(session_token);
+        let mut conn = self.conn()?;
+        let (session, grants) = conn.transaction(|c| -> Result<_, ServiceError> {
+            let Some(session) = repo::sessions::revoke(c, &hash, now)? else { return Ok((None, Vec::new())) };
+            let grants = repo::grants::revoke_for_session(c, &hash, now)?;
+            self.audit(c, "signed_out", Some(&session.user_id), serde_json::json!({ "how": how, "grants_revoked": grants.len() }))?;
+            Ok((Some(session), grants))
+        })?;
+        let Some(session) = session else { return Ok(0) };
+        self.metrics.inc(crate::metrics::Family::Logouts, "how", how);
+        let mut clients: Vec<&str> = grants.iter().map(|g| g.client_id.as_str()).collect();
+        clients.sort_unstable();
+        clients.dedup();
+        let sid = sid_for(&hash);
+        let mut queued = 0;
+        for client in clients.into_iter().filter_map(|id| self.config.client(id)) {
+            let Some(uri) = &client.backchannel_logout_uri else { continue };
+            let claims = LogoutTokenClaims {
+                iss: self.config.issuer.clone(),
+                aud: client.id.clone(),
+                iat: now,
+                exp: now + 120,
+                jti: uuid::Uuid::new_v4().to_string(),
+                sub: session.user_id.clone(),
+                sid: sid.clone(),
+                events: serde_json::json!({ BACKCHANNEL_LOGOUT_EVENT: {} }),
+            };
+            let token = self.keys.sign(now, client.id_token_alg, "logout+jwt", &claims)?;
+            repo::logout::insert(
+                &mut conn,
+                &LogoutDelivery {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    client_id: client.id.clone(),
+                    uri: uri.clone(),
+                    logout_token: token,
+                    attempts: 0,
+                    next_attempt_at: now,
+                    created_at: now,
+                    delivered_at: None,
+                    given_up_at: None,
+                    last_error: None,
+                },
+            )?;
+            queued += 1;
+        }
+        Ok(queued)
+    }
+
+    /// Reserves due back-channel deliveries for this instance.
+    pub fn claim_logout_deliveries(&self, limit: i64) -> Result<Vec<LogoutDelivery>, ServiceError> {
+        Ok(repo::logout::claim_due(&mut *self.conn()?, self.now(), CLAIM_LEASE_SECS, limit)?)
+    }
+
+    /// Records how a delivery went: done, retried later, or given up after the last try.
+    pub fn record_logout_delivery(&self, delivery: &LogoutDelivery, outcome: Result<(), String>) -> Result<(), ServiceError> {
+        let now = self.now();
+        let mut conn = self.conn()?;
+        match outcome {
+            Ok(()) => {
+                repo::logout::delivered(&mut conn, &delivery.id, now)?;
+                self.metrics.inc(crate::metrics::Family::Logouts, "backchannel", "delivered");
+            }
+            Err(error) => {
+                let retry_at = RETRY_DELAYS.get(delivery.attempts.max(1) as usize - 1).map(|d| now + d);
+                if retry_at.is_none() {
+                    tracing::warn!(client = %delivery.client_id, %error, "back-channel logout given up after every retry");
+                    self.metrics.inc(crate::metrics::Family::Logouts, "backchannel", "given_up");
+                } else {
+                    tracing::info!(client = %delivery.client_id, %error, attempt = delivery.attempts, "back-channel logout failed; will retry");
+                    self.metrics.inc(crate::metrics::Family::Logouts, "backchannel", "retried");
+                }
+                repo::logout::failed(&mut conn, &delivery.id, &error, retry_at, now)?;
+            }
+        }
+        Ok(())
+    }
+}
