@@ -211,17 +211,8 @@ impl Keyward {
             if grant.revoked_at.is_some() || grant.expires_at <= now || row.expires_at <= now {
                 return invalid("the refresh token is invalid or expired");
             }
-            if row.used_at.is_some() || !repo::grants::use_refresh(c, &hash, now)? {
-                repo::grants::revoke(c, &grant.id, now)?;
-                tracing::warn!(client = %client.id, grant = %grant.id, "refresh token reused; its grant is revoked");
-                self.audit(
-                    c,
-                    "grant_revoked",
-                    grant.user_id.as_deref(),
-                    serde_json::json!({ "grant": grant.id, "client": client.id, "reason": "refresh_token_reused" }),
-                )?;
-                self.metrics.inc(crate::metrics::Family::TokensRevoked, "reason", "refresh_token_reused");
-                return invalid("the refresh token was already used; every token of this grant is now revoked");
+            if row.used_at.is_some() {
+                return self.refresh_token_reused(c, client, &grant, now);
             }
             let user = match &grant.user_id {
                 Some(id) => match repo::users::find_by_id(c, id)? {
@@ -241,6 +232,11 @@ impl Keyward {
                     asked
                 }
             };
+            // Spent last, so a refused request (wrong scope) does not spend the token; a
+            // concurrent use that got here first makes this one a reuse.
+            if !repo::grants::use_refresh(c, &hash, now)? {
+                return self.refresh_token_reused(c, client, &grant, now);
+            }
             let refresh_token = Some(self.new_refresh_token(c, client, &grant, now)?);
             Ok(Ok(Issue { grant, user, scope, nonce: None, refresh_token, id_token: true }))
         })?;
@@ -248,6 +244,20 @@ impl Keyward {
             Ok(issue) => Ok(Ok(self.mint(client, issue)?)),
             Err(e) => Ok(Err(e)),
         }
+    }
+
+    /// A spent refresh token came back: two parties hold it, so the grant is revoked.
+    fn refresh_token_reused(&self, c: &mut DbConnection, client: &Client, grant: &Grant, now: i64) -> Answer<Issue> {
+        repo::grants::revoke(c, &grant.id, now)?;
+        tracing::warn!(client = %client.id, grant = %grant.id, "refresh token reused; its grant is revoked");
+        self.audit(
+            c,
+            "grant_revoked",
+            grant.user_id.as_deref(),
+            serde_json::json!({ "grant": grant.id, "client": client.id, "reason": "refresh_token_reused" }),
+        )?;
+        self.metrics.inc(crate::metrics::Family::TokensRevoked, "reason", "refresh_token_reused");
+        invalid("the refresh token was already used; every token of this grant is now revoked")
     }
 
     /// The client_credentials grant (RFC 6749 §4.4): an access token for the client itself.

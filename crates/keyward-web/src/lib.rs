@@ -14,6 +14,7 @@ use keyward_service::Keyward;
 use std::sync::Arc;
 
 pub use error::WebError;
+pub use routes::human_time;
 
 /// Shared by every worker.
 pub struct WebState {

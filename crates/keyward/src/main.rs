@@ -2,6 +2,7 @@
 
 mod admin;
 mod clients;
+mod keys;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,11 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: admin::UsersCommand,
+    },
+    /// Signing keys: list them, rotate them.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
     },
 }
 
@@ -109,6 +115,7 @@ fn main() -> ExitCode {
         Command::Db { command: DbCommand::Cleanup } => serve::cleanup(&cli.config),
         Command::Mail { command } => admin::mail(&cli.config, command),
         Command::Users { command } => admin::users(&cli.config, command),
+        Command::Keys { command } => keys::run(&cli.config, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
