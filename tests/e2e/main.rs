@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod common;
 mod email_code;
+mod interop;
 mod limits;
 mod magic_link;
 mod oidc_flow;
