@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Keyward test on a fresh machine: installs the system packages the build and the
-# tests need (idempotent, quick when present) and playwright-core for the browser tests,
-# checks the crate boundaries and the lints, starts a throwaway PostgreSQL server, and runs
-# all suites with cargo-nextest.
+# tests need (idempotent, quick when present), playwright-core for the browser tests and the
+# Python relying-party libraries for the interop tests, checks the crate boundaries and the
+# lints, starts a throwaway PostgreSQL server, and runs all suites with cargo-nextest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +36,22 @@ step "playwright-core (npm, for the browser tests)"
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
   else
     echo "present"
+  fi
+)
+
+step "Python relying parties (pip, for the interop tests)"
+(
+  # A venv from tests/interop/requirements.txt; rebuilt only when that file or python3 changes.
+  cd tests/interop
+  stamp="$(python3 --version 2>&1) $(sha256sum requirements.txt | cut -d' ' -f1)"
+  if [ -x .venv/bin/python ] && [ "$(cat .venv/.requirements-stamp 2>/dev/null)" = "$stamp" ]; then
+    echo "present"
+  else
+    rm -rf .venv
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check --require-virtualenv -r requirements.txt
+    .venv/bin/pip check
+    echo "$stamp" > .venv/.requirements-stamp
   fi
 )
 

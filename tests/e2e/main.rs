@@ -12,6 +12,7 @@ mod common;
 mod email_code;
 mod grant_steps;
 mod grants;
+mod interop;
 mod key_rotation;
 mod limits;
 mod logout;
