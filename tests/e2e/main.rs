@@ -18,6 +18,7 @@ mod limits;
 mod logout;
 mod magic_link;
 mod oidc_flow;
+mod oidcc_basic;
 mod passkey_account;
 mod passkey_steps;
 mod passkeys;
