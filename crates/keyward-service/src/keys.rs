@@ -340,3 +340,62 @@ fn open(key: &LessSafeKey, kid: &str, sealed: &str) -> Result<Vec<u8>, ServiceEr
     let plain = key.open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf).map_err(|_| wrong())?;
     Ok(plain.to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD as B64;
+
+    fn ring_on_fresh_db(now: i64) -> (keyward_store::Pool, KeyRing) {
+        let file = std::env::temp_dir().join(format!("kw-keys-{}.db", uuid::Uuid::new_v4()));
+        let pool = keyward_store::connect(&format!("sqlite://{}", file.display()), 2).expect("pool");
+        let mut conn = pool.get().expect("conn");
+        keyward_store::run_migrations(&mut conn).expect("migrations");
+        let master = MasterKey::from_base64(&B64.encode([9u8; 32])).expect("key");
+        let ring = KeyRing::load_or_create(&mut conn, &master, now).expect("ring");
+        drop(conn);
+        (pool, ring)
+    }
+
+    fn kid_of(jws: &str) -> String {
+        jsonwebtoken::decode_header(jws).expect("header").kid.expect("kid")
+    }
+
+    #[test]
+    fn f6_scheduled_rotation_publishes_first_switches_later_and_keeps_the_old_key_published() {
+        let t0 = 1_000_000;
+        let (pool, ring) = ring_on_fresh_db(t0);
+        let mut conn = pool.get().expect("conn");
+        let claims = serde_json::json!({ "sub": "x" });
+        let old = kid_of(&ring.sign(t0, SigningAlg::Es256, "JWT", &claims).expect("signs"));
+        assert!(ring.due_for_rotation(t0 + 99, 100).is_empty(), "not due before its age");
+        let due = ring.due_for_rotation(t0 + 100, 100);
+        assert_eq!(due, SigningAlg::ALL.to_vec(), "every algorithm's key is due at its age");
+
+        let new = ring.rotate(&mut conn, SigningAlg::Es256, t0 + 100, 60, 3600).expect("rotates").expect("a new key");
+        assert!(ring.reload(&mut conn, t0 + 100).expect("reload"), "the set changed");
+        assert!(ring.jwks_json().contains(&new), "published at once");
+        assert!(!ring.due_for_rotation(t0 + 120, 100).contains(&SigningAlg::Es256), "a successor is waiting: not due again");
+        assert_eq!(kid_of(&ring.sign(t0 + 159, SigningAlg::Es256, "JWT", &claims).expect("signs")), old, "old key until activation");
+        assert_eq!(kid_of(&ring.sign(t0 + 160, SigningAlg::Es256, "JWT", &claims).expect("signs")), new, "new key from activation");
+
+        // The old key stays published for the longest token lifetime, then leaves the JWKS.
+        ring.reload(&mut conn, t0 + 160 + 3599).expect("reload");
+        assert!(ring.jwks_json().contains(&old), "verifies tokens it signed until they expired");
+        ring.reload(&mut conn, t0 + 160 + 3600).expect("reload");
+        assert!(!ring.jwks_json().contains(&old), "unpublished after every token it signed expired");
+    }
+
+    #[test]
+    fn eddsa_keys_publish_an_okp_jwk_and_verify_their_own_signatures() {
+        let (_pool, ring) = ring_on_fresh_db(5);
+        let jwks: serde_json::Value = serde_json::from_str(&ring.jwks_json()).expect("json");
+        let okp = jwks["keys"].as_array().expect("keys").iter().find(|k| k["alg"] == "EdDSA").expect("an EdDSA key").clone();
+        assert_eq!((okp["kty"].as_str(), okp["crv"].as_str()), (Some("OKP"), Some("Ed25519")));
+        let token = ring.sign(5, SigningAlg::EdDsa, "JWT", &serde_json::json!({ "sub": "s", "exp": 4_000_000_000i64 })).expect("signs");
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.required_spec_claims.clear();
+        let back: Option<serde_json::Value> = ring.verify(&token, v);
+        assert_eq!(back.expect("verifies")["sub"], "s");
+    }
+}
