@@ -8,6 +8,7 @@
 mod accounts;
 mod browser;
 mod cli;
+mod client_auth;
 mod common;
 mod email_code;
 mod grant_steps;
