@@ -84,13 +84,19 @@ impl Keyward {
         validation.set_audience(&[endpoint, &self.config.issuer, &format!("{}/token", self.config.issuer)]);
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
         validation.leeway = 5;
+        // RFC 7523 §3: not before `nbf` either.
+        validation.validate_nbf = true;
         let mut verified = None;
         for fresh in [false, true] {
             let set = match self.client_jwks(client, fresh).await {
                 Ok(set) => set,
                 Err(e) => return Ok(Err(e)),
             };
-            let candidates = set.keys.iter().filter(|k| header.kid.is_none() || k.common.key_id == header.kid);
+            // A key that declares its algorithm only verifies that algorithm.
+            let candidates = set.keys.iter().filter(|k| {
+                (header.kid.is_none() || k.common.key_id == header.kid)
+                    && k.common.key_algorithm.is_none_or(|a| a.to_string() == format!("{:?}", header.alg))
+            });
             for jwk in candidates {
                 let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
                 if let Ok(data) = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation) {
@@ -98,7 +104,10 @@ impl Keyward {
                     break;
                 }
             }
-            if verified.is_some() || !matches!(client.kind, ClientKind::PrivateKeyJwt { keys: ClientKeys::Uri(_) }) {
+            // Fetch again only for a kid the cached set does not have (the client rotated);
+            // any other failure is the assertion's, and must not make us call the client.
+            let unknown_kid = header.kid.is_some() && !set.keys.iter().any(|k| k.common.key_id == header.kid);
+            if verified.is_some() || !unknown_kid || !matches!(client.kind, ClientKind::PrivateKeyJwt { keys: ClientKeys::Uri(_) }) {
                 break;
             }
         }

@@ -352,12 +352,12 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
                 (Some(jwks), None) => {
                     let ok = serde_json::from_str::<serde_json::Value>(&jwks)
                         .ok()
-                        .and_then(|v| v.get("keys").and_then(|k| k.as_array()).map(|k| !k.is_empty()))
-                        .unwrap_or(false);
+                        .and_then(|v| v.get("keys").and_then(|k| k.as_array()).cloned())
+                        .is_some_and(|keys| !keys.is_empty() && keys.iter().all(usable_public_jwk));
                     if !ok {
                         e.add(
                             format!("{key}.jwks"),
-                            "not a JWK Set with at least one key",
+                            "not a JWK Set of usable public keys (RSA with n and e, EC with crv, x and y, or OKP Ed25519 with x)",
                             "paste the client's public keys as JSON: '{\"keys\": [{...}]}'",
                         );
                     }
@@ -501,6 +501,18 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
         scopes: rc.scopes,
         lifetimes,
     })
+}
+
+/// A public JWK with the members its key type needs (RFC 7518 §6): what the server can
+/// verify client assertions with.
+fn usable_public_jwk(k: &serde_json::Value) -> bool {
+    let has = |m: &str| k.get(m).and_then(|v| v.as_str()).is_some_and(|v| !v.is_empty());
+    match k.get("kty").and_then(|v| v.as_str()) {
+        Some("RSA") => has("n") && has("e"),
+        Some("EC") => has("crv") && has("x") && has("y"),
+        Some("OKP") => k.get("crv").and_then(|v| v.as_str()) == Some("Ed25519") && has("x"),
+        _ => false,
+    }
 }
 
 /// RFC 9700 §2.6 and §4.1: absolute, no fragment, https, except loopback http and (for native
