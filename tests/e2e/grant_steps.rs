@@ -57,7 +57,8 @@ pub async fn post(
     client: (&str, Option<&str>),
     form: &[(&str, &str)],
 ) -> anyhow::Result<(u16, serde_json::Value)> {
-    let http = reqwest::Client::new();
+    // A new connection per request, so a load balancer in front alternates instances.
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
     let mut req = http.post(app.url(path));
     let mut form: Vec<(&str, &str)> = form.to_vec();
     match client.1 {
@@ -146,7 +147,8 @@ pub async fn audit_log(app: &TestApp) -> anyhow::Result<Vec<(String, serde_json:
 
 /// GET `/userinfo` with a bearer token: the status.
 pub async fn userinfo_status(app: &TestApp, access_token: &str) -> anyhow::Result<u16> {
-    Ok(reqwest::Client::new().get(app.url("/userinfo")).bearer_auth(access_token).send().await?.status().as_u16())
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
+    Ok(http.get(app.url("/userinfo")).bearer_auth(access_token).send().await?.status().as_u16())
 }
 
 /// A minimal HTTP endpoint for an app's back channel: records each request body and answers

@@ -18,6 +18,7 @@ mod key_rotation;
 mod limits;
 mod logout;
 mod magic_link;
+mod multi_instance;
 mod oidc_flow;
 mod oidcc_basic;
 mod passkey_account;

@@ -48,6 +48,10 @@ pub struct AppOptions {
     pub extra: Option<String>,
     /// The body of the `[keys]` table after the master key (rotation settings).
     pub keys: Option<String>,
+    /// Listen on this port (default: a free one).
+    pub port: Option<u16>,
+    /// The public URL, when the instance sits behind a proxy (default: its own address).
+    pub issuer: Option<String>,
 }
 
 /// A random master key in the config's format.
@@ -72,19 +76,23 @@ impl Default for AppOptions {
             client_extra: None,
             extra: None,
             keys: None,
+            port: None,
+            issuer: None,
         }
     }
 }
 
 pub struct TestApp {
     pub issuer: String,
+    /// The instance's own address (equal to the issuer unless behind a proxy).
+    pub direct: String,
     pub dir: PathBuf,
     pub database_url: String,
     pub smtp: SmtpSink,
     child: Child,
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -104,8 +112,11 @@ impl TestApp {
         let master_key = opts.master_key.clone().unwrap_or_else(random_master_key);
         let limits =
             opts.limits.clone().unwrap_or_else(|| "sign_in_requests_per_ip_per_minute = 1000000\nsign_in_burst_per_ip = 1000000\n".into());
-        let port = free_port()?;
-        let issuer = format!("http://localhost:{port}");
+        let port = match opts.port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        let issuer = opts.issuer.clone().unwrap_or_else(|| format!("http://localhost:{port}"));
         let config = format!(
             r#"issuer = "{issuer}"
 listen = "127.0.0.1:{port}"
@@ -196,7 +207,7 @@ first_party = true
             .stderr(Stdio::from(log))
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
-        let mut app = TestApp { issuer, dir, database_url, smtp, child };
+        let mut app = TestApp { issuer, direct: format!("http://localhost:{port}"), dir, database_url, smtp, child };
         app.wait_ready().await?;
         Ok(app)
     }
@@ -208,7 +219,7 @@ first_party = true
             if let Some(status) = self.child.try_wait()? {
                 bail!("keyward exited with {status} before it was ready; log:\n{}", self.log());
             }
-            if let Ok(r) = http.get(format!("{}/readyz", self.issuer)).send().await
+            if let Ok(r) = http.get(format!("{}/readyz", self.direct)).send().await
                 && r.status().is_success()
             {
                 return Ok(());

@@ -25,6 +25,14 @@ impl Browser {
         Ok(Browser { http, jar })
     }
 
+    /// A browser that opens a new connection for every request (so a round-robin proxy in
+    /// front of several instances alternates between them request by request).
+    pub fn fresh_connections() -> anyhow::Result<Browser> {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let http = reqwest::Client::builder().cookie_provider(jar.clone()).redirect(Policy::none()).pool_max_idle_per_host(0).build()?;
+        Ok(Browser { http, jar })
+    }
+
     pub async fn get(&self, url: &str) -> anyhow::Result<Page> {
         Page::read(self.http.get(url).send().await.with_context(|| format!("GET {url}"))?).await
     }

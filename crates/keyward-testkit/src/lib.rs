@@ -5,4 +5,5 @@
 pub mod app;
 pub mod browser;
 pub mod postgres;
+pub mod proxy;
 pub mod smtp;

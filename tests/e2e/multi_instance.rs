@@ -1,0 +1,131 @@
+//! Several Keyward processes behind a load balancer on one PostgreSQL database (issue 6):
+//! a round-robin proxy alternates every request of a whole sign-in and RP flow between two
+//! instances — email code, magic link, token, refresh, introspection, logout — and a key
+//! rotated through the shared database is published and then used by both.
+
+use crate::common::*;
+use crate::grant_steps::*;
+use keyward_testkit::app::*;
+use keyward_testkit::browser::{Browser, link_in};
+use keyward_testkit::proxy::RoundRobin;
+use std::time::{Duration, Instant};
+
+const APP: (&str, Option<&str>) = (CLIENT_ID, Some(CLIENT_SECRET));
+
+#[tokio::test]
+async fn two_instances_behind_a_load_balancer_share_every_piece_of_state() -> anyhow::Result<()> {
+    let url = tokio::task::spawn_blocking(keyward_testkit::postgres::fresh_database_url).await??;
+    let (pa, pb) = (free_port()?, free_port()?);
+    let lb = RoundRobin::start(vec![pa, pb]).await?;
+    let issuer = format!("http://localhost:{}", lb.port);
+    let shared = AppOptions {
+        database: Database::Postgres,
+        database_url: Some(url),
+        master_key: Some(random_master_key()),
+        issuer: Some(issuer.clone()),
+        keys: Some("publish_ahead_seconds = 3\nreload_seconds = 1\n".into()),
+        ..Default::default()
+    };
+    let a = spawn(AppOptions { port: Some(pa), ..shared.clone() }).await?;
+    // Both instances send mail to the same SMTP server, like a shared relay.
+    let b = spawn(AppOptions { port: Some(pb), smtp_port: Some(a.smtp.port()), ..shared }).await?;
+    let browser = Browser::fresh_connections()?;
+
+    // Email code sign-in: authorize, login page, send, code — each on the next instance.
+    let flow = authorize(&a, CLIENT_ID, CLIENT_REDIRECT, "openid email offline_access", &[]);
+    let callback = sign_in(&a, &browser, &flow, "everywhere@example.com").await?;
+    let (status, tokens) = exchange(&a, APP, &flow, &callback).await?;
+    assert_eq!(status, 200, "{tokens}");
+    let id = jwt_payload(&s(&tokens, "id_token")?)?;
+    assert_eq!(id["iss"], issuer.as_str(), "one issuer for every instance");
+
+    // Refresh three times (rotation state lives in the database), then replay an old token.
+    let first_rt = s(&tokens, "refresh_token")?;
+    let mut rt = first_rt.clone();
+    let mut at = String::new();
+    for i in 0..3 {
+        let (status, next) = refresh(&a, APP, &rt).await?;
+        assert_eq!(status, 200, "refresh {i}: {next}");
+        rt = s(&next, "refresh_token")?;
+        at = s(&next, "access_token")?;
+    }
+    for _ in 0..2 {
+        assert_eq!(userinfo_status(&a, &at).await?, 200, "either instance accepts the access token");
+        assert_eq!(post(&a, "/introspect", APP, &[("token", &at)]).await?.1["active"], true);
+    }
+
+    // Magic link in a second browser: request on one instance, open and confirm on the others.
+    let other = Browser::fresh_connections()?;
+    let flow2 = authorize(&a, CLIENT_ID, CLIENT_REDIRECT, "openid", &[]);
+    let (_, attempt, csrf) = open_login(&a, &other, &flow2.url).await?;
+    let mail = request_mail(&a, &other, &attempt, &csrf, "link@example.com").await?;
+    let page = other.get(&link_in(&mail.text)?).await?;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let done = other.post_form(&a.url("/login/link"), &[("token", &page.input("token")?), ("csrf", &page.input("csrf")?)]).await?;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let (status, link_tokens) = exchange(&a, APP, &flow2, &done.redirect_to(&a.issuer)?).await?;
+    assert_eq!(status, 200, "{link_tokens}");
+
+    // Logout on one instance ends the session and the grant for both.
+    let out = browser.get(&a.url(&format!("/end_session?id_token_hint={}", s(&tokens, "id_token")?))).await?;
+    assert_eq!(out.status, 200, "{}", out.body);
+    for _ in 0..2 {
+        let silent = authorize(&a, CLIENT_ID, CLIENT_REDIRECT, "openid", &[("prompt", "none")]);
+        assert_eq!(param(&browser.get(&silent.url).await?.redirect_to(&a.issuer)?, "error")?, "login_required");
+        assert_eq!(refresh(&a, APP, &rt).await?.0, 400);
+    }
+    assert!(lb.count(0) >= 10 && lb.count(1) >= 10, "both instances served the flow: {} and {}", lb.count(0), lb.count(1));
+
+    // A key rotated through the shared database: published by both, then used by both.
+    let started = Instant::now();
+    let out = std::process::Command::new(bin())
+        .args(["--config"])
+        .arg(a.config_path())
+        .args(["keys", "rotate", "--alg", "RS256", "--json"])
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let new_kid = serde_json::from_slice::<serde_json::Value>(&out.stdout)?[0]["kid"].as_str().unwrap().to_owned();
+    for instance in [&a.direct, &b.direct] {
+        loop {
+            let jwks: serde_json::Value = reqwest::get(format!("{instance}/jwks")).await?.json().await?;
+            if jwks["keys"].as_array().unwrap().iter().any(|k| k["kid"] == new_kid.as_str()) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(3), "{instance} did not publish the new key within a reload");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()) + Duration::from_millis(600)).await;
+    let fresh = Browser::fresh_connections()?;
+    let flow3 = authorize(&a, CLIENT_ID, CLIENT_REDIRECT, "openid", &[]);
+    sign_in(&a, &fresh, &flow3, "after@example.com").await?;
+    for instance in [&a.direct, &b.direct] {
+        let flow = authorize(&a, CLIENT_ID, CLIENT_REDIRECT, "openid", &[]);
+        let code = param(&fresh.get(&flow.url).await?.redirect_to(&a.issuer)?, "code")?;
+        let resp: serde_json::Value = reqwest::Client::new()
+            .post(format!("{instance}/token"))
+            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CLIENT_REDIRECT),
+                ("code_verifier", &flow.verifier),
+            ])
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = s(&resp, "id_token")?;
+        assert_eq!(jwt_header(&token)?["kid"], new_kid.as_str(), "{instance} signs with the rotated key");
+        id_token_claims(
+            &a,
+            APP,
+            CLIENT_REDIRECT,
+            &token,
+            Some(&flow.nonce),
+            openidconnect::core::CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        )
+        .await?;
+    }
+    Ok(())
+}
