@@ -11,6 +11,7 @@ mod cli;
 mod client_auth;
 mod common;
 mod email_code;
+mod faults;
 mod grant_steps;
 mod grants;
 mod interop;

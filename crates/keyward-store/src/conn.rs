@@ -109,7 +109,8 @@ pub fn connect(url: &str, size: u32) -> Result<Pool, StoreError> {
         .max_size(size)
         // Open one connection up front; the rest as load needs them (fast start).
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(5))
+        // A request waits at most this long for a connection, then answers 503.
+        .connection_timeout(Duration::from_secs(3))
         .build(DbManager { backend, url })?;
     Ok(pool)
 }

@@ -78,6 +78,20 @@ impl PostgresServer {
         self.port
     }
 
+    /// Stops the server (an outage), keeping its data for [`Self::resume`].
+    pub fn pause(&self) -> anyhow::Result<()> {
+        let mut cmd = self.command(&self.pg_ctl);
+        cmd.arg("-D").arg(self.dir.join("data")).args(["-m", "fast", "-w", "stop"]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        run(&mut cmd, "pg_ctl stop")
+    }
+
+    /// Starts the paused server again on the same port and waits until it accepts connections.
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.pg_ctl_start(&self.dir.join("data"))?;
+        self.wait_ready(Duration::from_secs(30))
+    }
+
     fn command(&self, program: &Path) -> Command {
         let mut cmd = if self.as_postgres {
             let mut c = Command::new("runuser");
