@@ -65,6 +65,7 @@ echo "ok: $(cargo tree -p keyward-core -e normal --prefix none | sort -u | wc -l
 step "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "deployment files (deploy/)"; bash tests/deploy_check.sh
 
 pg_dir=""
 stop_postgres() {
