@@ -22,6 +22,7 @@ mod magic_link;
 mod multi_instance;
 mod oidc_flow;
 mod oidcc_basic;
+mod operations;
 mod passkey_account;
 mod passkey_steps;
 mod passkeys;

@@ -280,7 +280,7 @@ async fn acr_values_phr_is_satisfied_only_by_a_passkey() -> anyhow::Result<()> {
     let acr = claims.auth_context_ref().map(|a| a.to_string());
     assert!(matches!(acr.as_deref(), Some("phr") | Some("phrh")), "{acr:?}");
 
-    let metrics = reqwest::get(world.app.url("/metrics")).await?.text().await?;
+    let metrics = reqwest::get(format!("{}/metrics", world.app.metrics)).await?.text().await?;
     assert!(metrics.contains("keyward_passkey_registrations_total{outcome=\"success\"} 1"), "{metrics}");
     assert!(metrics.contains("keyward_passkey_sign_ins_total{outcome=\"success\"} 1"), "{metrics}");
     assert!(metrics.contains("keyward_sign_ins_total{method=\"passkey\"} 1"), "{metrics}");

@@ -101,6 +101,12 @@ impl Keyward {
         self.clock.unix()
     }
 
+    /// The Prometheus text for `/metrics`, with the database pool's state.
+    pub fn render_metrics(&self) -> String {
+        let state = self.pool.state();
+        self.metrics.render(Some(metrics::PoolState { max: self.pool.max_size(), open: state.connections, idle: state.idle_connections }))
+    }
+
     /// Rotates keys that are due (when a schedule is configured), then reloads the key set
     /// from the database. True when the set changed.
     pub fn maintain_keys(&self) -> Result<bool, ServiceError> {

@@ -86,6 +86,8 @@ pub struct TestApp {
     pub issuer: String,
     /// The instance's own address (equal to the issuer unless behind a proxy).
     pub direct: String,
+    /// The private listener: `/metrics`, `/healthz`, `/readyz`.
+    pub metrics: String,
     pub dir: PathBuf,
     pub database_url: String,
     pub smtp: SmtpSink,
@@ -117,10 +119,14 @@ impl TestApp {
             None => free_port()?,
         };
         let issuer = opts.issuer.clone().unwrap_or_else(|| format!("http://localhost:{port}"));
+        let metrics_port = free_port()?;
         let config = format!(
             r#"issuer = "{issuer}"
 listen = "127.0.0.1:{port}"
 data_dir = "{data}"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
 
 [database]
 url = "{database_url}"
@@ -181,6 +187,7 @@ first_party = true
             client_extra = opts.client_extra.as_deref().unwrap_or(""),
             extra = opts.extra.as_deref().unwrap_or(""),
             data = dir.join("data").display(),
+            metrics_port = metrics_port,
             signup = opts.signup,
             code_lifetime = opts.code_lifetime_seconds,
             mail = if opts.dev_mail {
@@ -207,7 +214,15 @@ first_party = true
             .stderr(Stdio::from(log))
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
-        let mut app = TestApp { issuer, direct: format!("http://localhost:{port}"), dir, database_url, smtp, child };
+        let mut app = TestApp {
+            issuer,
+            direct: format!("http://localhost:{port}"),
+            metrics: format!("http://127.0.0.1:{metrics_port}"),
+            dir,
+            database_url,
+            smtp,
+            child,
+        };
         app.wait_ready().await?;
         Ok(app)
     }

@@ -66,6 +66,37 @@ pub fn spawn_background(state: Arc<WebState>) {
     });
 }
 
+/// Counts every request and its latency by route pattern, method and status (Prometheus
+/// histogram `keyward_http_request_duration_seconds`).
+pub async fn observe_requests(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::http::Method;
+    let started = std::time::Instant::now();
+    let state = req.app_data::<web::Data<WebState>>().cloned();
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    };
+    let res = next.call(req).await?;
+    if let Some(state) = state {
+        let endpoint = res.request().match_pattern().unwrap_or_else(|| "(unmatched)".into());
+        state.kw.metrics.observe_http(&endpoint, method, res.status().as_u16(), started.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}
+
+/// The private listener's routes: metrics and the probes.
+pub fn configure_private(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(routes::account::metrics))
+        .route("/healthz", web::get().to(routes::health::healthz))
+        .route("/readyz", web::get().to(routes::health::readyz));
+}
+
 /// Headers for every response (CHECKLIST E4, E5, E7; DESIGN.md §5). Scripts are not used
 /// only come from our own origin (no inline script).
 pub fn security_headers() -> DefaultHeaders {
@@ -143,7 +174,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &SignInLimiter) {
         .route("/account/api/passkeys/{id}/delete", web::post().to(account::delete_json))
         .route("/account/recovery-codes", web::post().to(account::recovery_codes_form))
         .route("/account/email-sign-in", web::post().to(account::email_sign_in_form))
-        .route("/metrics", web::get().to(account::metrics))
         .route("/account/passkeys", web::get().to(passkeys::list))
         .route("/account/passkeys/register/start", web::post().to(passkeys::register_start))
         .route("/account/passkeys/register/finish", web::post().to(passkeys::register_finish))

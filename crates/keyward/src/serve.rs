@@ -98,14 +98,31 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
         let state = web::Data::new(keyward_web::WebState::new(kw, mailer).map_err(|e| fail("web layer", e))?);
         keyward_web::spawn_background(state.clone().into_inner());
         let limiter = keyward_web::sign_in_limiter(&config.limits).ok_or_else(|| fail("limits", "the sign-in rate limit is out of range"))?;
+        let private_state = state.clone();
         let server = HttpServer::new(move || {
             let limiter = limiter.clone();
-            App::new().app_data(state.clone()).wrap(keyward_web::security_headers()).configure(move |cfg| keyward_web::configure(cfg, &limiter))
+            App::new()
+                .app_data(state.clone())
+                .wrap(keyward_web::security_headers())
+                .wrap(actix_web::middleware::from_fn(keyward_web::observe_requests))
+                .configure(move |cfg| keyward_web::configure(cfg, &limiter))
         })
             .bind(&config.listen)
             .map_err(|e| fail(&format!("cannot listen on {}", config.listen), e))?
             .shutdown_timeout(10)
             .run();
+        // Metrics and probes on their own (private) address, so the public listener never
+        // exposes them.
+        if let Some(addr) = &config.metrics_listen {
+            let private = HttpServer::new(move || App::new().app_data(private_state.clone()).configure(keyward_web::configure_private))
+                .workers(1)
+                .bind(addr)
+                .map_err(|e| fail(&format!("cannot listen on {addr} (metrics.listen)"), e))?
+                .shutdown_timeout(1)
+                .run();
+            actix_web::rt::spawn(private);
+            tracing::info!(metrics = %addr, "metrics and probes listening");
+        }
         tracing::info!(issuer = %config.issuer, listen = %config.listen, ready_ms = started.elapsed().as_millis() as u64, "Keyward is ready");
         println!("Keyward is running at {}", config.issuer);
         if config.try_it_client.is_some() {

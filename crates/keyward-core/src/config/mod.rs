@@ -84,6 +84,8 @@ pub struct Config {
     /// Without a trailing slash; every endpoint URL starts with it.
     pub issuer: String,
     pub listen: String,
+    /// Where `/metrics` (and the probes) are served, apart from the public listener; None: off.
+    pub metrics_listen: Option<String>,
     pub data_dir: PathBuf,
     pub database_url: String,
     pub pool_size: u32,

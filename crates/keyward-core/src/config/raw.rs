@@ -26,6 +26,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub try_it: RawTryIt,
     #[serde(default)]
+    pub metrics: RawMetrics,
+    #[serde(default)]
     pub clients: Vec<RawClient>,
 }
 
@@ -116,6 +118,12 @@ pub struct RawLimits {
     pub sign_in_requests_per_ip_per_minute: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub sign_in_burst_per_ip: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

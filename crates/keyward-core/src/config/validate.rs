@@ -53,6 +53,18 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
     if listen.parse::<std::net::SocketAddr>().is_err() {
         e.add("listen", format!("{listen:?} is not an address:port"), "write it like \"127.0.0.1:8080\" or \"0.0.0.0:8080\"");
     }
+    let metrics_listen = match raw.metrics.listen.as_deref().unwrap_or("127.0.0.1:9464") {
+        "off" => None,
+        addr if addr.parse::<std::net::SocketAddr>().is_ok() && addr != listen => Some(addr.to_owned()),
+        addr => {
+            e.add(
+                "metrics.listen",
+                format!("{addr:?} is not an address:port apart from `listen`"),
+                "write it like \"127.0.0.1:9464\" (keep it private), or \"off\"",
+            );
+            None
+        }
+    };
     let database_url = raw.database.url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("keyward.db").display()));
     if !(database_url.starts_with("sqlite://") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
         e.add(
@@ -221,6 +233,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         file: file.to_owned(),
         issuer,
         listen,
+        metrics_listen,
         data_dir,
         database_url,
         pool_size: pool_size as u32,

@@ -342,6 +342,7 @@ pub async fn recovery_submit(req: HttpRequest, state: State, body: web::Bytes) -
         }
         Err(CodeRejected::AttemptGone) => return Err(attempt_gone()),
         Err(CodeRejected::AddressLocked { retry_after }) => {
+            state.kw.metrics.inc(keyward_service::metrics::Family::RateLimited, "limit", "recovery_tries_per_address");
             return Ok(too_many(retry_after, "There have been too many wrong recovery codes for this address."));
         }
         Err(CodeRejected::Malformed) => {
@@ -355,7 +356,7 @@ pub async fn recovery_submit(req: HttpRequest, state: State, body: web::Bytes) -
 
 /// GET /metrics: Prometheus counters.
 pub async fn metrics(state: State) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.kw.metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.kw.render_metrics())
 }
 
 /// POST /account/apps/{client}/revoke: withdraw consent to an app and end its access.

@@ -12,6 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use keyward_core::email::Email;
 use keyward_mail::SignInCodeMail;
 use keyward_service::login::{CodeMail, CodeRejected, CodeRequest, SignedIn};
+use keyward_service::metrics::Family;
 use tera::Context;
 
 pub(crate) fn attempt_gone() -> WebError {
@@ -92,7 +93,10 @@ pub async fn submit_email(req: HttpRequest, state: State, body: web::Bytes) -> R
     let outcome = blocking(move || kw.request_email_code(&a, &browser_id, &email, &from)).await.map_err(WebError::PageInternal)?;
     match outcome {
         CodeRequest::AttemptGone => Err(attempt_gone()),
-        CodeRequest::Limited { retry_after } => Ok(too_many(retry_after, "You've asked for several sign-in emails in a short time.")),
+        CodeRequest::Limited { retry_after } => {
+            state.kw.metrics.inc(Family::RateLimited, "limit", "sends");
+            Ok(too_many(retry_after, "You've asked for several sign-in emails in a short time."))
+        }
         CodeRequest::Send(mail) => {
             send_code_mail(&state, mail);
             Ok(see_other(&format!("/login/code?attempt={attempt}")))
@@ -156,6 +160,7 @@ pub(crate) async fn send_with_retries(state: &State, outgoing: &keyward_mail::Ou
         match state.mailer.send(outgoing).await {
             Ok(()) => {
                 tracing::info!(attempt, "email sent");
+                state.kw.metrics.inc(Family::Emails, "outcome", "sent");
                 return true;
             }
             Err(e) if e.is_transient() && attempt < 3 => {
@@ -165,6 +170,7 @@ pub(crate) async fn send_with_retries(state: &State, outgoing: &keyward_mail::Ou
             }
             Err(e) => {
                 tracing::error!(error = %e, transient = e.is_transient(), "email failed");
+                state.kw.metrics.inc(Family::Emails, "outcome", "failed");
                 return false;
             }
         }
@@ -224,10 +230,23 @@ pub async fn submit_code(req: HttpRequest, state: State, body: web::Bytes) -> Re
     let kw = state.kw.clone();
     let a = attempt.clone();
     let outcome = blocking(move || kw.verify_email_code(&a, &browser_id, &code, offer_passkey)).await.map_err(WebError::PageInternal)?;
+    if let Err(why) = &outcome {
+        let reason = match why {
+            CodeRejected::AddressLocked { .. } => "address_locked",
+            CodeRejected::Wrong { .. } => "wrong_code",
+            CodeRejected::TooManyTries => "too_many_tries",
+            CodeRejected::NoLiveCode | CodeRejected::AttemptGone => "expired_or_used",
+            CodeRejected::Malformed => "malformed_code",
+            CodeRejected::MailFailed => "mail_failed",
+            CodeRejected::PasskeyRequired => "passkey_required",
+        };
+        state.kw.metrics.inc(Family::SignInFailures, "reason", reason);
+    }
     let message = match outcome {
         Ok(signed_in) => return signed_in_response(&state, signed_in),
         Err(CodeRejected::AttemptGone) => return Err(attempt_gone()),
         Err(CodeRejected::AddressLocked { retry_after }) => {
+            state.kw.metrics.inc(Family::RateLimited, "limit", "code_tries_per_address");
             return Ok(too_many(retry_after, "There have been too many wrong codes for this address."));
         }
         Err(CodeRejected::Malformed) => "Codes have 8 letters and digits, like ABCD-EFGH. Check the email and try again.".to_owned(),
