@@ -76,7 +76,7 @@ impl Keyward {
     }
 
     pub(crate) fn session_user(&self, c: &mut DbConnection, session_token: &str) -> Result<Option<User>, ServiceError> {
-        Ok(repo::sessions::find_live(c, &hash_secret(session_token), self.now(), self.config.session_idle_seconds)?.map(|(_, u)| u))
+        Ok(repo::sessions::find_live(c, &hash_secret(session_token), self.now(), self.config().session_idle_seconds)?.map(|(_, u)| u))
     }
 
     /// Everything the account page shows; `None` without a live session.
@@ -193,7 +193,7 @@ impl Keyward {
         let Some(code) = recovery_code::normalize(typed) else { return Ok(Err(CodeRejected::Malformed)) };
         // Wrong tries count per address whether or not it has an account.
         let key = format!("recovery:address:{}", hash_secret(email.as_str()));
-        if let Some(retry_after) = repo::limits::hit(&mut conn, &key, 3600, self.config.limits.code_tries_per_address_per_hour, now)? {
+        if let Some(retry_after) = repo::limits::hit(&mut conn, &key, 3600, self.config().limits.code_tries_per_address_per_hour, now)? {
             return Ok(Err(CodeRejected::AddressLocked { retry_after }));
         }
         let result = conn.transaction(|c| {

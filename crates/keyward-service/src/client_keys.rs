@@ -81,7 +81,7 @@ impl Keyward {
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&client.id]);
         validation.sub = Some(client.id.clone());
-        validation.set_audience(&[endpoint, &self.config.issuer, &format!("{}/token", self.config.issuer)]);
+        validation.set_audience(&[endpoint, &self.config().issuer, &format!("{}/token", self.config().issuer)]);
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
         validation.leeway = 5;
         // RFC 7523 §3: not before `nbf` either.

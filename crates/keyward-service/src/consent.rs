@@ -44,7 +44,8 @@ const CONSENT_ATTEMPT_SECS: i64 = 15 * 60;
 impl Keyward {
     /// Whether `request` needs the person's consent before a code is issued.
     pub(crate) fn needs_consent(&self, c: &mut DbConnection, request: &AuthorizationRequest, user_id: &str) -> Result<bool, ServiceError> {
-        let Some(client) = self.config.client(&request.client_id) else { return Ok(true) };
+        let config = self.config();
+        let Some(client) = config.client(&request.client_id) else { return Ok(true) };
         if request.prompt_has("consent") {
             return Ok(true);
         }
@@ -124,7 +125,7 @@ impl Keyward {
             let Some(taken) = repo::attempts::take_parked(c, attempt_id, now)? else { return Ok(None) };
             let request = parse_request(&taken)?;
             let session_hash = taken.offer_session_hash.clone().unwrap_or_default();
-            let Some(session) = repo::sessions::find_live_by_hash(c, &session_hash, now, self.config.session_idle_seconds)? else {
+            let Some(session) = repo::sessions::find_live_by_hash(c, &session_hash, now, self.config().session_idle_seconds)? else {
                 return Ok(None);
             };
             if !allow {

@@ -59,7 +59,8 @@ impl ServiceError {
 
 /// Everything a use case needs, shared by every worker.
 pub struct Keyward {
-    pub config: Arc<Config>,
+    /// Swapped whole by a reload (SIGHUP); read it with [`Keyward::config`].
+    config: std::sync::RwLock<Arc<Config>>,
     pub pool: Pool,
     pub keys: Arc<KeyRing>,
     pub clock: Arc<dyn Clock>,
@@ -81,7 +82,7 @@ impl Keyward {
     ) -> Result<Keyward, ServiceError> {
         let webauthn = passkeys::build_webauthn(&config.issuer)?;
         Ok(Keyward {
-            config,
+            config: std::sync::RwLock::new(config),
             pool,
             keys,
             clock,
@@ -91,6 +92,33 @@ impl Keyward {
             metrics: Default::default(),
             jwks_cache: Default::default(),
         })
+    }
+
+    /// The configuration in force (a reload swaps it; holders of the old one finish with it).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the configuration (clients, policies, limits, lifetimes). Settings that only
+    /// take effect at start are refused with the reason, and the old configuration stays.
+    pub fn reload_config(&self, new: Config) -> Result<(), String> {
+        let old = self.config();
+        let fixed = [
+            ("issuer", old.issuer != new.issuer),
+            ("listen", old.listen != new.listen),
+            ("metrics.listen", old.metrics_listen != new.metrics_listen),
+            ("data_dir", old.data_dir != new.data_dir),
+            ("database.url", old.database_url != new.database_url),
+            ("database.pool_size", old.pool_size != new.pool_size),
+            ("keys.master_key", old.master_key != new.master_key),
+            ("mail", old.mail != new.mail || old.mail_from != new.mail_from),
+        ];
+        let changed: Vec<&str> = fixed.iter().filter(|(_, c)| *c).map(|(k, _)| *k).collect();
+        if !changed.is_empty() {
+            return Err(format!("{} can only change with a restart; the running configuration is unchanged", changed.join(", ")));
+        }
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+        Ok(())
     }
 
     pub fn conn(&self) -> Result<PooledConn, ServiceError> {
@@ -112,10 +140,10 @@ impl Keyward {
     pub fn maintain_keys(&self) -> Result<bool, ServiceError> {
         let now = self.now();
         let mut conn = self.conn()?;
-        let rotation = self.config.key_rotation;
+        let rotation = self.config().key_rotation;
         if let Some(max_age) = rotation.rotate_after_seconds {
             for alg in self.keys.due_for_rotation(now, max_age) {
-                self.keys.rotate(&mut conn, alg, now, rotation.publish_ahead_seconds, self.config.longest_token_lifetime())?;
+                self.keys.rotate(&mut conn, alg, now, rotation.publish_ahead_seconds, self.config().longest_token_lifetime())?;
             }
         }
         self.keys.reload(&mut conn, now)
@@ -123,7 +151,7 @@ impl Keyward {
 
     /// Removes rows whose secrets can no longer be used (see [`sweep_expired`]).
     pub fn cleanup(&self) -> Result<keyward_store::repo::cleanup::Swept, ServiceError> {
-        sweep_expired(&mut *self.conn()?, &self.config, self.now())
+        sweep_expired(&mut *self.conn()?, &self.config(), self.now())
     }
 }
 

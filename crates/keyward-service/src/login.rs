@@ -143,7 +143,7 @@ impl Keyward {
     }
 
     pub(crate) fn client_name(&self, client_id: &str) -> String {
-        self.config.client(client_id).map(|c| c.name.clone()).unwrap_or_else(|| "the app".into())
+        self.config().client(client_id).map(|c| c.name.clone()).unwrap_or_else(|| "the app".into())
     }
 
     /// Creates a code and a magic link for the attempt (killing earlier ones), after the
@@ -161,7 +161,7 @@ impl Keyward {
         let code_hash = self.argon2.hash_password(code.as_bytes()).map_err(|e| ServiceError::Crypto(e.to_string()))?.to_string();
         let link_token = random_token(&mut rand::rng());
         let now = self.now();
-        let limits = &self.config.limits;
+        let limits = &self.config().limits;
         let mut conn = self.conn()?;
         let Some((attempt, request)) = self.attempt_for(&mut conn, attempt_id, browser_id)? else {
             return Ok(CodeRequest::AttemptGone);
@@ -187,7 +187,7 @@ impl Keyward {
             code_hash,
             failed_tries: 0,
             created_at: now,
-            expires_at: now + self.config.code_lifetime_seconds,
+            expires_at: now + self.config().code_lifetime_seconds,
             consumed_at: None,
             link_hash: Some(hash_secret(&link_token)),
             delivery: if deliverable { "pending" } else { "suppressed" }.into(),
@@ -219,10 +219,10 @@ impl Keyward {
     }
 
     pub(crate) fn signup_allowed(&self, email: &Email) -> bool {
-        match self.config.signup {
+        match self.config().signup {
             SignupPolicy::Open => true,
             SignupPolicy::InviteOnly => false,
-            SignupPolicy::AllowedDomains => self.config.allowed_domains.iter().any(|d| d == email.domain()),
+            SignupPolicy::AllowedDomains => self.config().allowed_domains.iter().any(|d| d == email.domain()),
         }
     }
 
@@ -256,7 +256,7 @@ impl Keyward {
             }
             let window_key = format!("tries:address:{}", hash_secret(&ch.email));
             if let Some(retry_after) =
-                repo::limits::hit(&mut conn, &window_key, 3600, self.config.limits.code_tries_per_address_per_hour, now)?
+                repo::limits::hit(&mut conn, &window_key, 3600, self.config().limits.code_tries_per_address_per_hour, now)?
             {
                 return Ok(Err(CodeRejected::AddressLocked { retry_after }));
             }
@@ -355,7 +355,7 @@ impl Keyward {
             amr: amr.into(),
             created_at: now,
             last_seen_at: now,
-            expires_at: now + self.config.session_lifetime_seconds,
+            expires_at: now + self.config().session_lifetime_seconds,
             revoked_at: None,
         };
         repo::sessions::insert(c, &session)?;
@@ -392,7 +392,7 @@ impl Keyward {
             }
             let Some(taken) = repo::attempts::take_parked(c, attempt_id, now)? else { return Ok(None) };
             let session_hash = taken.offer_session_hash.clone().unwrap_or_default();
-            let Some(session) = repo::sessions::find_live_by_hash(c, &session_hash, now, self.config.session_idle_seconds)? else {
+            let Some(session) = repo::sessions::find_live_by_hash(c, &session_hash, now, self.config().session_idle_seconds)? else {
                 return Ok(None);
             };
             if decline {

@@ -25,7 +25,7 @@ impl Keyward {
     /// The live session behind a cookie, if any.
     pub fn session_summary(&self, session_token: &str) -> Result<Option<SessionSummary>, ServiceError> {
         let hash = hash_secret(session_token);
-        let live = repo::sessions::find_live(&mut *self.conn()?, &hash, self.now(), self.config.session_idle_seconds)?;
+        let live = repo::sessions::find_live(&mut *self.conn()?, &hash, self.now(), self.config().session_idle_seconds)?;
         Ok(live.map(|(s, _)| SessionSummary { user_id: s.user_id, sid: sid_for(&hash) }))
     }
 
@@ -48,10 +48,11 @@ impl Keyward {
         clients.dedup();
         let sid = sid_for(&hash);
         let mut queued = 0;
-        for client in clients.into_iter().filter_map(|id| self.config.client(id)) {
+        let config = self.config();
+        for client in clients.into_iter().filter_map(|id| config.client(id)) {
             let Some(uri) = &client.backchannel_logout_uri else { continue };
             let claims = LogoutTokenClaims {
-                iss: self.config.issuer.clone(),
+                iss: self.config().issuer.clone(),
                 aud: client.id.clone(),
                 iat: now,
                 exp: now + 120,

@@ -64,7 +64,7 @@ pub fn issue_code(
         claims: request.claims.clone(),
     };
     repo::codes::insert(conn, &row)?;
-    Ok(Continue::Redirect(redirect_url(&request.redirect_uri, &kw.config.issuer, &[("code", &code)], request.state.as_deref())))
+    Ok(Continue::Redirect(redirect_url(&request.redirect_uri, &kw.config().issuer, &[("code", &code)], request.state.as_deref())))
 }
 
 impl Keyward {
@@ -83,7 +83,7 @@ impl Keyward {
         let mut conn = self.conn()?;
         let live = match session_token {
             None => None,
-            Some(t) => repo::sessions::find_live(&mut conn, &hash_secret(t), now, self.config.session_idle_seconds)?,
+            Some(t) => repo::sessions::find_live(&mut conn, &hash_secret(t), now, self.config().session_idle_seconds)?,
         };
         let fresh_enough = |s: &Session| request.max_age.is_none_or(|max| now - s.auth_time <= max);
         // prompt=login, create and select_account all show the sign-in page again.
@@ -112,7 +112,7 @@ impl Keyward {
     pub fn error_redirect(&self, request: &AuthorizationRequest, error: &OAuthError) -> String {
         redirect_url(
             &request.redirect_uri,
-            &self.config.issuer,
+            &self.config().issuer,
             &[("error", error.code.as_str()), ("error_description", &error.description)],
             request.state.as_deref(),
         )
@@ -120,7 +120,7 @@ impl Keyward {
 
     /// OpenID Provider Metadata (OIDC Discovery §3), built once at start.
     pub fn discovery_document(&self) -> serde_json::Value {
-        let i = &self.config.issuer;
+        let i = &self.config().issuer;
         serde_json::json!({
             "issuer": i,
             "authorization_endpoint": format!("{i}/authorize"),

@@ -51,13 +51,13 @@ fn invalid<T>(msg: &str) -> Answer<T> {
 
 impl Keyward {
     fn access_token_lifetime(&self, client: &Client) -> i64 {
-        client.lifetimes.access_token.unwrap_or(self.config.access_token_lifetime_seconds)
+        client.lifetimes.access_token.unwrap_or(self.config().access_token_lifetime_seconds)
     }
 
     /// A new refresh token for `grant`, valid for the idle lifetime but never past the grant.
     fn new_refresh_token(&self, c: &mut DbConnection, client: &Client, grant: &Grant, now: i64) -> Result<String, ServiceError> {
         let token = random_token(&mut rand::rng());
-        let idle = client.lifetimes.refresh_token_idle.unwrap_or(self.config.refresh_token_idle_seconds);
+        let idle = client.lifetimes.refresh_token_idle.unwrap_or(self.config().refresh_token_idle_seconds);
         repo::grants::insert_refresh(
             c,
             &RefreshToken {
@@ -74,7 +74,7 @@ impl Keyward {
     /// Signs the tokens a grant decided on (outside any transaction: signing takes time).
     fn mint(&self, client: &Client, issue: Issue) -> Result<TokenResponse, ServiceError> {
         let now = self.now();
-        let issuer = &self.config.issuer;
+        let issuer = &self.config().issuer;
         let Issue { grant, user, scope, nonce, refresh_token, id_token } = issue;
         let at_lifetime = self.access_token_lifetime(client);
         let sub = user.as_ref().map(|u| u.id.clone()).unwrap_or_else(|| client.id.clone());
@@ -97,7 +97,7 @@ impl Keyward {
                     iss: issuer.clone(),
                     sub,
                     aud: client.id.clone(),
-                    exp: now + client.lifetimes.id_token.unwrap_or(self.config.id_token_lifetime_seconds),
+                    exp: now + client.lifetimes.id_token.unwrap_or(self.config().id_token_lifetime_seconds),
                     iat: now,
                     auth_time: grant.auth_time,
                     nonce,
@@ -164,7 +164,7 @@ impl Keyward {
             let scope = Scopes::parse_with(&row.scope, |_| true);
             let refresh = client.issues_refresh_token(&scope);
             let lifetime = if refresh {
-                client.lifetimes.refresh_token_max.unwrap_or(self.config.refresh_token_lifetime_seconds)
+                client.lifetimes.refresh_token_max.unwrap_or(self.config().refresh_token_lifetime_seconds)
             } else {
                 self.access_token_lifetime(client)
             };
@@ -294,8 +294,8 @@ impl Keyward {
     /// Verifies one of our access tokens (signature, issuer, audience, expiry).
     fn access_token_claims(&self, token: &str) -> Option<AccessTokenClaims> {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::ES256);
-        validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(&[format!("{}/userinfo", self.config.issuer)]);
+        validation.set_issuer(&[&self.config().issuer]);
+        validation.set_audience(&[format!("{}/userinfo", self.config().issuer)]);
         validation.leeway = 0;
         self.keys.verify::<AccessTokenClaims>(token, validation)
     }
@@ -379,7 +379,7 @@ impl Keyward {
                 "scope": grant.scope,
                 "iat": row.created_at,
                 "exp": row.expires_at,
-                "iss": self.config.issuer,
+                "iss": self.config().issuer,
             });
             if let Some(user) = &grant.user_id {
                 out["sub"] = user.clone().into();
@@ -420,7 +420,7 @@ impl Keyward {
     /// RP-Initiated Logout §2). None when it is not one of our ID tokens.
     pub fn verify_id_token_hint(&self, hint: &str) -> Option<IdTokenClaims> {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
-        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_issuer(&[&self.config().issuer]);
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();

@@ -244,6 +244,32 @@ first_party = true
         bail!("keyward did not become ready in 60 s; log:\n{}", self.log())
     }
 
+    /// The server's process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`"TERM"`, `"HUP"`, …) to the server.
+    pub fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status()?;
+        anyhow::ensure!(status.success(), "kill -{name} failed");
+        Ok(())
+    }
+
+    /// Waits for the server to exit; its exit status, or an error after `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("keyward did not exit within {timeout:?}; log:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Everything the server has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("keyward.log")).unwrap_or_default()

@@ -37,6 +37,8 @@ struct Shared {
     messages: Mutex<Vec<ReceivedMail>>,
     notify: Notify,
     reject: AtomicBool,
+    /// Milliseconds to wait before accepting a message (a slow mail server).
+    delay_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -60,7 +62,12 @@ impl SmtpSink {
     pub async fn start() -> anyhow::Result<SmtpSink> {
         let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the SMTP sink")?;
         let port = listener.local_addr()?.port();
-        let shared = Arc::new(Shared { messages: Mutex::new(Vec::new()), notify: Notify::new(), reject: AtomicBool::new(false) });
+        let shared = Arc::new(Shared {
+            messages: Mutex::new(Vec::new()),
+            notify: Notify::new(),
+            reject: AtomicBool::new(false),
+            delay_ms: Default::default(),
+        });
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         tracing::debug!(port, "SMTP sink listening");
         Ok(SmtpSink { port, shared, task })
@@ -112,6 +119,11 @@ impl SmtpSink {
     }
 
     /// When `true`, `RCPT TO` is answered with `550` so every send fails.
+    /// Makes the server wait this long before accepting each message.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.shared.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
     pub fn set_reject(&self, reject: bool) {
         self.shared.reject.store(reject, Ordering::SeqCst);
     }
@@ -200,6 +212,10 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
                 Some(sender) if !rcpts.is_empty() => {
                     write.write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n").await?;
                     let raw = read_data(&mut reader).await?;
+                    let delay = shared.delay_ms.load(Ordering::SeqCst);
+                    if delay > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                    }
                     let mail = decode(sender, std::mem::take(&mut rcpts), raw);
                     tracing::debug!(to = ?mail.to, subject = %mail.subject, "SMTP sink received mail");
                     shared.messages().push(mail);

@@ -25,6 +25,11 @@ pub struct WebState {
     try_it: Option<routes::try_it::TryIt>,
     /// Wakes the back-channel logout worker when a logout queued deliveries.
     pub backchannel: tokio::sync::Notify,
+    /// Emails being sent off the request path; shutdown waits for them.
+    mail_in_flight: std::sync::atomic::AtomicUsize,
+    mail_done: tokio::sync::Notify,
+    /// Set when the process is shutting down: `/readyz` answers 503 from then on.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl WebState {
@@ -32,7 +37,7 @@ impl WebState {
         pages::Pages::new()?;
         let discovery_json = kw.discovery_document().to_string();
         let try_it =
-            kw.config.try_it_client.clone().map(|client_id| routes::try_it::TryIt::new(&kw.config.issuer, client_id)).transpose()?;
+            kw.config().try_it_client.clone().map(|client_id| routes::try_it::TryIt::new(&kw.config().issuer, client_id)).transpose()?;
         Ok(WebState {
             mail_templates: MailTemplates::new().map_err(|e| e.to_string())?,
             discovery_json,
@@ -40,7 +45,35 @@ impl WebState {
             kw,
             mailer,
             backchannel: tokio::sync::Notify::new(),
+            mail_in_flight: Default::default(),
+            mail_done: tokio::sync::Notify::new(),
+            draining: Default::default(),
         })
+    }
+
+    /// Runs an email send off the request path, counted so shutdown can wait for it.
+    pub(crate) fn spawn_mail(self: &Arc<Self>, send: impl std::future::Future<Output = ()> + 'static) {
+        use std::sync::atomic::Ordering;
+        self.mail_in_flight.fetch_add(1, Ordering::SeqCst);
+        let state = self.clone();
+        actix_web::rt::spawn(async move {
+            send.await;
+            state.mail_in_flight.fetch_sub(1, Ordering::SeqCst);
+            state.mail_done.notify_waiters();
+        });
+    }
+
+    /// Waits (at most `limit`) until no email is being sent; returns how many were left.
+    pub async fn finish_mail(&self, limit: std::time::Duration) -> usize {
+        use std::sync::atomic::Ordering;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = self.mail_in_flight.load(Ordering::SeqCst);
+            if left == 0 || tokio::time::Instant::now() >= deadline {
+                return left;
+            }
+            let _ = tokio::time::timeout_at(deadline, self.mail_done.notified()).await;
+        }
     }
 }
 
@@ -51,7 +84,7 @@ pub fn spawn_background(state: Arc<WebState>) {
     routes::logout::spawn_backchannel_worker(state.clone());
     let kw = state.kw.clone();
     actix_web::rt::spawn(async move {
-        let rotation = kw.config.key_rotation;
+        let rotation = kw.config().key_rotation;
         let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(rotation.reload_seconds as u64));
         loop {
             tick.tick().await;

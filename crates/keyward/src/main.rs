@@ -69,10 +69,12 @@ enum DbCommand {
 enum ConfigCommand {
     /// Check a config file (default: --config) and the KEYWARD_* variables; lists every problem.
     Check { file: Option<PathBuf> },
+    /// Make the running server (its pid is in `<data_dir>/keyward.pid`) read its config again.
+    Reload,
 }
 
 /// `KEYWARD_*` variables, in a stable order.
-fn keyward_env() -> Vec<(String, String)> {
+pub(crate) fn keyward_env() -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("KEYWARD_")).collect();
     env.sort();
     env
@@ -83,6 +85,31 @@ pub fn load_config(path: &Path) -> Result<Config, ExitCode> {
         eprint!("{errors}");
         ExitCode::from(2)
     })
+}
+
+/// `keyward config reload`: checks the file first (so a bad one is reported here too), then
+/// sends SIGHUP to the server whose pid file is in the config's data_dir.
+fn reload(path: &Path) -> Result<(), ExitCode> {
+    let config = load_config(path)?;
+    let pid_file = config.data_dir.join("keyward.pid");
+    let pid = std::fs::read_to_string(&pid_file).map_err(|e| {
+        eprintln!(
+            "error: cannot read {}: {e}\n    fix: is `keyward serve` running with this config? (it writes that file)",
+            pid_file.display()
+        );
+        ExitCode::from(1)
+    })?;
+    let pid = pid.trim();
+    let status = std::process::Command::new("kill").args(["-HUP", pid]).status().map_err(|e| {
+        eprintln!("error: cannot run kill: {e}");
+        ExitCode::from(1)
+    })?;
+    if !status.success() {
+        eprintln!("error: no running server with pid {pid} (from {})", pid_file.display());
+        return Err(ExitCode::from(1));
+    }
+    println!("asked Keyward (pid {pid}) to reload {}; its log says whether it did", path.display());
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -111,6 +138,7 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Config { command: ConfigCommand::Reload } => reload(&cli.config),
         Command::Clients { command } => clients::run(command),
         Command::Db { command: DbCommand::Cleanup } => serve::cleanup(&cli.config),
         Command::Mail { command } => admin::mail(&cli.config, command),

@@ -99,6 +99,7 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
         keyward_web::spawn_background(state.clone().into_inner());
         let limiter = keyward_web::sign_in_limiter(&config.limits).ok_or_else(|| fail("limits", "the sign-in rate limit is out of range"))?;
         let private_state = state.clone();
+        let signal_state = state.clone().into_inner();
         let server = HttpServer::new(move || {
             let limiter = limiter.clone();
             App::new()
@@ -109,8 +110,11 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
         })
             .bind(&config.listen)
             .map_err(|e| fail(&format!("cannot listen on {}", config.listen), e))?
-            .shutdown_timeout(10)
+            .shutdown_timeout(20)
+            // SIGTERM, SIGINT and SIGHUP are handled below (drain, reload).
+            .disable_signals()
             .run();
+        let handle = server.handle();
         // Metrics and probes on their own (private) address, so the public listener never
         // exposes them.
         if let Some(addr) = &config.metrics_listen {
@@ -119,17 +123,63 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
                 .bind(addr)
                 .map_err(|e| fail(&format!("cannot listen on {addr} (metrics.listen)"), e))?
                 .shutdown_timeout(1)
+                // Stays up while the public listener drains, so /readyz can say 503.
+                .disable_signals()
                 .run();
             actix_web::rt::spawn(private);
             tracing::info!(metrics = %addr, "metrics and probes listening");
         }
+        let pid_file = config.data_dir.join("keyward.pid");
+        if let Err(e) = std::fs::create_dir_all(&config.data_dir).and_then(|()| std::fs::write(&pid_file, std::process::id().to_string())) {
+            tracing::warn!(error = %e, path = %pid_file.display(), "cannot write the pid file (keyward config reload needs it)");
+        }
+        spawn_signals(signal_state.clone(), handle, path.to_owned());
         tracing::info!(issuer = %config.issuer, listen = %config.listen, ready_ms = started.elapsed().as_millis() as u64, "Keyward is ready");
         println!("Keyward is running at {}", config.issuer);
         if config.try_it_client.is_some() {
             println!("Try it: open {}/try and sign in (the code is in {})", config.issuer, outbox_hint(&config));
         }
-        server.await.map_err(|e| fail("server stopped", e))
+        server.await.map_err(|e| fail("server stopped", e))?;
+        // In-flight requests are done; let emails being sent finish too.
+        let left = signal_state.finish_mail(Duration::from_secs(20)).await;
+        if left > 0 {
+            tracing::warn!(left, "stopped with emails still being sent");
+        }
+        let _ = std::fs::remove_file(&pid_file);
+        tracing::info!("Keyward stopped");
+        Ok(())
     })
+}
+
+/// SIGTERM/SIGINT: readiness turns 503, the listener stops accepting and in-flight requests
+/// finish (up to 20 s). SIGHUP: the config file is read again; a bad file is refused with
+/// the same messages as `keyward config check`, and the running configuration stays.
+fn spawn_signals(state: Arc<keyward_web::WebState>, handle: actix_web::dev::ServerHandle, path: std::path::PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    actix_web::rt::spawn(async move {
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+        else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => match Config::load(&path, &crate::keyward_env()) {
+                    Ok(new) => match state.kw.reload_config(new) {
+                        Ok(()) => tracing::info!(file = %path.display(), "configuration reloaded"),
+                        Err(why) => tracing::error!(file = %path.display(), "configuration not reloaded: {why}"),
+                    },
+                    Err(errors) => tracing::error!(file = %path.display(), "configuration not reloaded; the running one stays. {errors}"),
+                },
+            }
+        }
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
+        state.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        handle.stop(true).await;
+    });
 }
 
 fn outbox_hint(config: &Config) -> String {

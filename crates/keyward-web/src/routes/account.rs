@@ -20,10 +20,11 @@ use serde::Deserialize;
 
 /// Emails a security notice to the address on record, off the request path.
 pub fn send_notice(state: &State, notice: Notice) {
+    let tracker = state.clone().into_inner();
     let state = state.clone();
-    actix_web::rt::spawn(async move {
+    tracker.spawn_mail(async move {
         let when = super::human_time(notice.at);
-        match state.mail_templates.security_notice(&notice.to, &state.kw.config.issuer, &notice.what, &when) {
+        match state.mail_templates.security_notice(&notice.to, &state.kw.config().issuer, &notice.what, &when) {
             Ok(mail) => {
                 send_with_retries(&state, &mail).await;
             }
@@ -157,7 +158,7 @@ pub async fn recovery_codes_form(req: HttpRequest, state: State, body: web::Byte
 
 /// The downloadable text file of a set of recovery codes.
 fn recovery_file(state: &State, codes: &[String]) -> String {
-    format!("Recovery codes for {}\nEach code signs you in once.\n\n{}\n", state.kw.config.issuer, codes.join("\n"))
+    format!("Recovery codes for {}\nEach code signs you in once.\n\n{}\n", state.kw.config().issuer, codes.join("\n"))
 }
 
 /// POST /account/email-sign-in (form, `on=yes|no`).
@@ -309,7 +310,7 @@ async fn recovery_form(
     let mut ctx = tera::Context::new();
     ctx.insert("attempt", attempt);
     ctx.insert("csrf", &csrf::token(&state.kw.csrf_key, &cookies::get(req, cookies::BROWSER).unwrap_or_default()));
-    ctx.insert("client_name", &state.kw.config.client(&request.client_id).map(|c| c.name.clone()).unwrap_or_else(|| "the app".into()));
+    ctx.insert("client_name", &state.kw.config().client(&request.client_id).map(|c| c.name.clone()).unwrap_or_else(|| "the app".into()));
     ctx.insert("email", &email);
     ctx.insert("error", &error);
     Ok(render(status, "login_recovery.html", &ctx))

@@ -33,7 +33,7 @@ async fn authorize(raw: &[u8], req: &HttpRequest, state: State, status: StatusCo
             Some("Go back to the app and try signing in again."),
         ));
     };
-    let config = &state.kw.config;
+    let config = &state.kw.config();
     let request = match validate_authorization_request(&params, |id| config.client(id)) {
         Ok((request, _client)) => request,
         Err(AuthorizeRejection::Untrusted(why)) => {

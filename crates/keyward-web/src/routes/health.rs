@@ -8,8 +8,11 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
-/// The database answers and its schema is current.
+/// The database answers, its schema is current, and the process is not shutting down.
 pub async fn readyz(state: State) -> HttpResponse {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "shutting down" }));
+    }
     let kw = state.kw.clone();
     let ready = blocking(move || Ok(keyward_store::migrations_current(&mut *kw.conn()?)?)).await;
     match ready {

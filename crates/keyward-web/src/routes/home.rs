@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 
 pub async fn home(state: State) -> HttpResponse {
     let mut ctx = tera::Context::new();
-    ctx.insert("issuer", &state.kw.config.issuer);
+    ctx.insert("issuer", &state.kw.config().issuer);
     ctx.insert("try_enabled", &state.try_it.is_some());
     render(StatusCode::OK, "home.html", &ctx)
 }

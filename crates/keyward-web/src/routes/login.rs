@@ -33,9 +33,10 @@ fn base_context(state: &State, req: &HttpRequest, attempt: &str, client_id: &str
     let browser_id = cookies::get(req, cookies::BROWSER).unwrap_or_default();
     ctx.insert("csrf", &csrf::token(&state.kw.csrf_key, &browser_id));
     ctx.insert("attempt", attempt);
-    let name = state.kw.config.client(client_id).map(|c| c.name.as_str()).unwrap_or("the app");
+    let config = state.kw.config();
+    let name = config.client(client_id).map(|c| c.name.as_str()).unwrap_or("the app");
     ctx.insert("client_name", name);
-    ctx.insert("minutes", &(state.kw.config.code_lifetime_seconds as f64 / 60.0).ceil());
+    ctx.insert("minutes", &(state.kw.config().code_lifetime_seconds as f64 / 60.0).ceil());
     ctx
 }
 
@@ -125,18 +126,19 @@ pub fn too_many(retry_after: i64, what: &str) -> HttpResponse {
 /// failures are retried with backoff; the outcome is recorded, and a failed email's code
 /// and link are withdrawn (the code page then says so).
 fn send_code_mail(state: &State, mail: CodeMail) {
+    let tracker = state.clone().into_inner();
     let state = state.clone();
-    actix_web::rt::spawn(async move {
+    tracker.spawn_mail(async move {
         let kw = state.kw.clone();
         let when = super::human_time(kw.now());
-        let minutes = (kw.config.code_lifetime_seconds as u32).div_ceil(60);
-        let link = format!("{}/login/link?token={}", kw.config.issuer, mail.link_token);
+        let minutes = (kw.config().code_lifetime_seconds as u32).div_ceil(60);
+        let link = format!("{}/login/link?token={}", kw.config().issuer, mail.link_token);
         let content = SignInCodeMail {
             app_name: &mail.app_name,
             code: &mail.code_display,
             minutes_valid: minutes,
             requested_at: &when,
-            issuer: &kw.config.issuer,
+            issuer: &kw.config().issuer,
             link: &link,
             requested_from: &mail.requested_from,
         };
@@ -265,7 +267,7 @@ pub async fn submit_code(req: HttpRequest, state: State, body: web::Bytes) -> Re
 /// 303 back to the app, with the new session's cookie.
 pub fn signed_in_response(state: &State, signed_in: SignedIn) -> Result<HttpResponse, WebError> {
     let mut resp = see_other(&signed_in.redirect_to);
-    let cookie = cookies::session(signed_in.session_token, state.kw.config.session_lifetime_seconds);
+    let cookie = cookies::session(signed_in.session_token, state.kw.config().session_lifetime_seconds);
     resp.add_cookie(&cookie).map_err(|e| WebError::PageInternal(keyward_service::ServiceError::Internal(e.to_string())))?;
     Ok(resp)
 }

@@ -61,7 +61,7 @@ async fn end_session(
         (a, b) => a.or(b),
     };
     let client = match &client_id {
-        Some(id) => Some(kw.config.clients.get(id).cloned().ok_or_else(|| refuse("The app that sent you here is not registered."))?),
+        Some(id) => Some(kw.config().clients.get(id).cloned().ok_or_else(|| refuse("The app that sent you here is not registered."))?),
         None => None,
     };
     let return_to = match (get("post_logout_redirect_uri"), &client) {

@@ -18,7 +18,7 @@ pub(crate) fn json_error(status: StatusCode, error: &str, message: &str) -> Http
 /// Refuses requests whose `Origin` is not the issuer (cross-site requests, or a proxy that
 /// rewrites the host: the error names both origins so the operator can fix it).
 pub(crate) fn check_origin(req: &HttpRequest, state: &State) -> Result<(), HttpResponse> {
-    let expected = &state.kw.config.issuer;
+    let expected = &state.kw.config().issuer;
     match req.headers().get("origin").and_then(|v| v.to_str().ok()) {
         Some(o) if o == expected => Ok(()),
         observed => Err(json_error(
@@ -147,7 +147,7 @@ pub async fn login_finish(req: HttpRequest, state: State, body: web::Json<LoginF
                 let mut resp = HttpResponse::Ok()
                     .insert_header(("Cache-Control", "no-store"))
                     .json(serde_json::json!({ "redirect": signed_in.redirect_to }));
-                let cookie = cookies::session(signed_in.session_token, state.kw.config.session_lifetime_seconds);
+                let cookie = cookies::session(signed_in.session_token, state.kw.config().session_lifetime_seconds);
                 resp.add_cookie(&cookie).map_err(|e| WebError::ApiInternal(keyward_service::ServiceError::Internal(e.to_string())))?;
                 resp
             }

@@ -39,7 +39,7 @@ async fn authenticate(req: &HttpRequest, state: &State, params: &Params) -> Resu
         assertion_type: param(params, "client_assertion_type").map(str::to_owned),
         assertion: param(params, "client_assertion").map(str::to_owned),
     };
-    let config = &state.kw.config;
+    let config = &state.kw.config();
     let (client, method) = match authenticate_client(&creds, |id| config.client(id)) {
         Ok((client, method)) => (config.clients.get(&client.id).cloned(), method),
         Err((error, method)) => return Err(WebError::OAuth { error, basic: method == AuthMethod::ClientSecretBasic }),
