@@ -59,7 +59,8 @@ impl Keyward {
         detail: serde_json::Value,
     ) -> Result<(), ServiceError> {
         let event = AuditEvent {
-            id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered, so events of one second list in the order they happened.
+            id: uuid::Uuid::now_v7().to_string(),
             at: self.now(),
             kind: kind.to_owned(),
             user_id: user_id.map(str::to_owned),

@@ -155,8 +155,8 @@ impl Keyward {
     }
 }
 
-/// Sweeps expired login attempts, codes, sessions, spent authorization codes and old
-/// rate-limit windows. `serve` runs it every ten minutes; `keyward db cleanup` on demand.
+/// Sweeps expired login attempts, codes, sessions, spent authorization codes, old
+/// rate-limit windows and audit events older than `audit.retention_days`. `serve` runs it every ten minutes; `keyward db cleanup` on demand.
 pub fn sweep_expired(
     conn: &mut keyward_store::DbConnection,
     config: &Config,
@@ -164,5 +164,5 @@ pub fn sweep_expired(
 ) -> Result<keyward_store::repo::cleanup::Swept, ServiceError> {
     let code_retention = keyward_core::claims::AUTHORIZATION_CODE_LIFETIME_SECS + config.access_token_lifetime_seconds + 60;
     let limit_window = config.limits.send_window_seconds.max(3600);
-    Ok(keyward_store::repo::cleanup::sweep(conn, now, config.session_idle_seconds, code_retention, limit_window)?)
+    Ok(keyward_store::repo::cleanup::sweep(conn, now, config.session_idle_seconds, code_retention, limit_window, config.audit_cutoff(now))?)
 }

@@ -7,7 +7,7 @@ use crate::{Keyward, ServiceError};
 use diesel::Connection;
 use keyward_core::claims::{BACKCHANNEL_LOGOUT_EVENT, LogoutTokenClaims, sid_for};
 use keyward_core::secret::hash_secret;
-use keyward_store::models::LogoutDelivery;
+use keyward_store::models::{Grant, LogoutDelivery};
 use keyward_store::repo;
 
 /// Waits between delivery attempts; after the last one the delivery is given up.
@@ -43,13 +43,27 @@ impl Keyward {
         })?;
         let Some(session) = session else { return Ok(0) };
         self.metrics.inc(crate::metrics::Family::Logouts, "how", how);
-        let mut clients: Vec<&str> = grants.iter().map(|g| g.client_id.as_str()).collect();
-        clients.sort_unstable();
-        clients.dedup();
-        let sid = sid_for(&hash);
+        self.queue_backchannel_logouts(&mut conn, &session.user_id, &grants, now)
+    }
+
+    /// Queues a logout token for each (session, app) among `grants` whose app registered a
+    /// `backchannel_logout_uri`; `sid` names the session that opened the grant. Returns how
+    /// many were queued.
+    pub(crate) fn queue_backchannel_logouts(
+        &self,
+        conn: &mut keyward_store::DbConnection,
+        user_id: &str,
+        grants: &[Grant],
+        now: i64,
+    ) -> Result<usize, ServiceError> {
+        let mut targets: Vec<(&str, &str)> =
+            grants.iter().filter_map(|g| Some((g.session_hash.as_deref()?, g.client_id.as_str()))).collect();
+        targets.sort_unstable();
+        targets.dedup();
         let mut queued = 0;
         let config = self.config();
-        for client in clients.into_iter().filter_map(|id| config.client(id)) {
+        for (session_hash, client) in targets {
+            let Some(client) = config.client(client) else { continue };
             let Some(uri) = &client.backchannel_logout_uri else { continue };
             let claims = LogoutTokenClaims {
                 iss: self.config().issuer.clone(),
@@ -57,13 +71,13 @@ impl Keyward {
                 iat: now,
                 exp: now + 120,
                 jti: uuid::Uuid::new_v4().to_string(),
-                sub: session.user_id.clone(),
-                sid: sid.clone(),
+                sub: user_id.to_owned(),
+                sid: sid_for(session_hash),
                 events: serde_json::json!({ BACKCHANNEL_LOGOUT_EVENT: {} }),
             };
             let token = self.keys.sign(now, client.id_token_alg, "logout+jwt", &claims)?;
             repo::logout::insert(
-                &mut conn,
+                conn,
                 &LogoutDelivery {
                     id: uuid::Uuid::new_v4().to_string(),
                     client_id: client.id.clone(),

@@ -1,5 +1,6 @@
 //! `keyward mail test` and `keyward users …`: operator commands that work on the same
-//! database and mail settings as the server, while it runs.
+//! database and mail settings as the server, while it runs. Commands that change an account
+//! record an `admin_action` audit event; none prints a secret or a session hash.
 
 use crate::load_config;
 use crate::serve::{mail_settings, open_database};
@@ -33,6 +34,37 @@ pub enum UsersCommand {
     Disable { email: String },
     /// Let a disabled account sign in again.
     Enable { email: String },
+    /// List accounts: id, address, created, disabled, passkeys, last sign-in.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Only disabled accounts.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// Show one account: passkeys, live sessions, apps consented to, live grants, recovery codes left.
+    Show {
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The account's live browser sessions.
+    Sessions {
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign the account out everywhere: end every session, revoke every grant (refresh and
+    /// access tokens die) and send back-channel logout to apps that registered it.
+    Revoke { email: String },
+    /// Delete the account with its passkeys, sessions, recovery codes, grants and consents.
+    Delete {
+        email: String,
+        /// Really delete (without it, nothing changes).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 fn parse_email(text: &str) -> Result<Email, ExitCode> {
@@ -134,6 +166,209 @@ pub fn users(path: &Path, cmd: UsersCommand) -> Result<(), ExitCode> {
             }
             println!("enabled {email}");
         }
+        UsersCommand::List { json, disabled } => {
+            let rows = users::list(&mut conn, disabled).map_err(failed)?;
+            if json {
+                let out: Vec<_> = rows
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({ "id": r.user.id, "email": r.user.email, "created_at": r.user.created_at,
+                            "disabled_at": r.user.disabled_at, "passkeys": r.passkeys, "last_sign_in_at": r.last_sign_in })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(out));
+            } else {
+                println!("{:<36}  {:<32}  {:<23}  {:<23}  {:>8}  LAST SIGN-IN", "ID", "EMAIL", "CREATED", "DISABLED", "PASSKEYS");
+                for r in &rows {
+                    println!(
+                        "{:<36}  {:<32}  {:<23}  {:<23}  {:>8}  {}",
+                        r.user.id,
+                        r.user.email,
+                        utc(r.user.created_at),
+                        r.user.disabled_at.map(utc).unwrap_or_else(|| "-".into()),
+                        r.passkeys,
+                        r.last_sign_in.map(utc).unwrap_or_else(|| "never".into())
+                    );
+                }
+                let n = rows.len();
+                println!("{n} account{}", if n == 1 { "" } else { "s" });
+            }
+        }
+        UsersCommand::Show { email, json } => {
+            let email = parse_email(&email)?;
+            let d =
+                users::detail(&mut conn, &email, now, config.session_idle_seconds).map_err(failed)?.ok_or_else(|| no_account(&email))?;
+            print_detail(&config, &d, json);
+        }
+        UsersCommand::Sessions { email, json } => {
+            let email = parse_email(&email)?;
+            let user = users::find(&mut conn, &email).map_err(failed)?.ok_or_else(|| no_account(&email))?;
+            let sessions = users::live_sessions(&mut conn, &user.id, now, config.session_idle_seconds).map_err(failed)?;
+            if json {
+                println!("{}", serde_json::json!(sessions));
+            } else {
+                print_sessions(&sessions);
+                println!("{} live session{} for {email}", sessions.len(), if sessions.len() == 1 { "" } else { "s" });
+            }
+        }
+        UsersCommand::Revoke { email } => {
+            let email = parse_email(&email)?;
+            drop(conn);
+            let kw = keyward(config, pool)?;
+            let ended = kw.sign_out_everywhere(&email).map_err(failed)?.ok_or_else(|| no_account(&email))?;
+            println!(
+                "signed {email} out everywhere: {} session{} ended, {} grant{} revoked (their refresh and access tokens no longer work), {} back-channel logout{} queued",
+                ended.sessions,
+                plural(ended.sessions),
+                ended.grants,
+                plural(ended.grants),
+                ended.logout_tokens,
+                plural(ended.logout_tokens)
+            );
+        }
+        UsersCommand::Delete { email, yes } => {
+            let email = parse_email(&email)?;
+            let d =
+                users::detail(&mut conn, &email, now, config.session_idle_seconds).map_err(failed)?.ok_or_else(|| no_account(&email))?;
+            if !yes {
+                eprintln!(
+                    "error: this would delete account {} ({email}) with {} passkey{}, {} live session{}, {} recovery code{}, {} app consent{} and its grants; it cannot be undone.\n       Nothing was changed: add --yes to delete it.",
+                    d.user.id,
+                    d.passkeys.len(),
+                    plural(d.passkeys.len()),
+                    d.sessions.len(),
+                    plural(d.sessions.len()),
+                    d.recovery_codes_left,
+                    plural(d.recovery_codes_left as usize),
+                    d.consents.len(),
+                    plural(d.consents.len())
+                );
+                return Err(ExitCode::from(1));
+            }
+            drop(conn);
+            let kw = keyward(config, pool)?;
+            let deleted = kw.delete_account(&email).map_err(failed)?.ok_or_else(|| no_account(&email))?;
+            println!(
+                "deleted account {} ({email}): {} session{} ended, {} grant{} revoked, {} passkey{}, {} recovery code{} and {} consent{} removed, {} back-channel logout{} queued",
+                d.user.id,
+                deleted.ended.sessions,
+                plural(deleted.ended.sessions),
+                deleted.ended.grants,
+                plural(deleted.ended.grants),
+                deleted.passkeys,
+                plural(deleted.passkeys),
+                deleted.recovery_codes,
+                plural(deleted.recovery_codes as usize),
+                deleted.consents,
+                plural(deleted.consents),
+                deleted.ended.logout_tokens,
+                plural(deleted.ended.logout_tokens)
+            );
+        }
     }
     Ok(())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn no_account(email: &Email) -> ExitCode {
+    eprintln!("error: no account has the address {email} (`keyward users list` shows every account)");
+    ExitCode::from(1)
+}
+
+/// A time in UTC, to the second: `2026-11-26 14:05:09 UTC`.
+pub fn utc(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC")).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// A service instance for the commands that end sessions: they sign back-channel logout
+/// tokens, so they need the signing keys (and so the master key).
+fn keyward(config: Config, pool: keyward_store::Pool) -> Result<keyward_service::Keyward, ExitCode> {
+    use keyward_service::{KeyRing, Keyward, MasterKey};
+    use std::sync::Arc;
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        eprintln!("error: {what}: {e}");
+        ExitCode::from(1)
+    };
+    let (master, _) = MasterKey::resolve(config.master_key.as_deref(), &config.data_dir).map_err(|e| fail("master key", &e))?;
+    let mut conn = pool.get().map_err(|e| fail("cannot connect to the database", &e))?;
+    let keys = KeyRing::load_or_create(&mut conn, &master, keyward_core::SystemClock.unix())
+        .map_err(|e| fail("cannot load the signing keys", &e))?;
+    drop(conn);
+    Keyward::new(Arc::new(config), pool, Arc::new(keys), Arc::new(keyward_core::SystemClock), &master)
+        .map_err(|e| fail("cannot set up the service", &e))
+}
+
+fn print_sessions(sessions: &[users::SessionInfo]) {
+    println!("  {:<22}  {:<23}  {:<23}  {:<23}  AMR", "SID", "SIGNED IN", "LAST SEEN", "EXPIRES");
+    for s in sessions {
+        println!("  {:<22}  {:<23}  {:<23}  {:<23}  {}", s.sid, utc(s.created_at), utc(s.last_seen_at), utc(s.expires_at), s.amr.join(" "));
+    }
+}
+
+fn print_detail(config: &Config, d: &users::UserDetail, json: bool) {
+    let u = &d.user;
+    let app_name = |id: &str| config.client(id).map(|c| c.name.clone()).unwrap_or_else(|| format!("{id} (no longer configured)"));
+    if json {
+        let consents: Vec<_> = d
+            .consents
+            .iter()
+            .map(|c| serde_json::json!({ "client_id": c.client_id, "client_name": app_name(&c.client_id), "scope": c.scope, "granted_at": c.granted_at }))
+            .collect();
+        let out = serde_json::json!({
+            "id": u.id, "email": u.email, "email_verified": u.email_verified, "name": u.name, "created_at": u.created_at,
+            "disabled_at": u.disabled_at, "email_sign_in": u.email_sign_in, "last_sign_in_at": d.last_sign_in,
+            "passkeys": d.passkeys, "sessions": d.sessions, "consents": consents, "grants": d.grants,
+            "recovery_codes_left": d.recovery_codes_left,
+        });
+        println!("{out}");
+        return;
+    }
+    println!("account        {}", u.id);
+    println!("email          {}{}", u.email, if u.email_verified { "" } else { " (not verified yet)" });
+    if let Some(name) = &u.name {
+        println!("name           {name}");
+    }
+    println!("created        {}", utc(u.created_at));
+    println!("status         {}", u.disabled_at.map(|t| format!("disabled since {}", utc(t))).unwrap_or_else(|| "enabled".into()));
+    println!("email sign-in  {}", if u.email_sign_in { "on" } else { "off (passkeys and recovery codes only)" });
+    println!("last sign-in   {}", d.last_sign_in.map(utc).unwrap_or_else(|| "never".into()));
+    println!("recovery codes {} left", d.recovery_codes_left);
+    println!("\npasskeys ({})", d.passkeys.len());
+    if !d.passkeys.is_empty() {
+        println!("  {:<32}  {:<23}  {:<23}  KIND", "NAME", "ADDED", "LAST USED");
+        for p in &d.passkeys {
+            println!(
+                "  {:<32}  {:<23}  {:<23}  {}",
+                p.name,
+                utc(p.created_at),
+                p.last_used_at.map(utc).unwrap_or_else(|| "never".into()),
+                if p.synced { "synced" } else { "this device only" }
+            );
+        }
+    }
+    println!("\nlive sessions ({})", d.sessions.len());
+    if !d.sessions.is_empty() {
+        print_sessions(&d.sessions);
+    }
+    println!("\napps consented to ({})", d.consents.len());
+    for c in &d.consents {
+        println!("  {:<24}  {:<24}  since {}  scope: {}", c.client_id, app_name(&c.client_id), utc(c.granted_at), c.scope);
+    }
+    println!("\nlive grants ({})", d.grants.iter().map(|g| g.grants).sum::<usize>());
+    for g in &d.grants {
+        println!(
+            "  {:<24}  {} grant{}, newest {}, scope: {}",
+            g.client_id,
+            g.grants,
+            plural(g.grants),
+            utc(g.newest_created_at),
+            g.scopes.join(" ")
+        );
+    }
 }

@@ -101,6 +101,9 @@ pub fn run(path: &Path, cmd: KeysCommand) -> Result<(), ExitCode> {
                 }
                 out.push(serde_json::json!({ "alg": alg.as_str(), "kid": kid, "activates_at": now + ahead, "previous_unpublish_at": now + ahead + keep }));
             }
+            let detail = serde_json::json!({ "command": "keys rotate", "keys": out });
+            keyward_service::users::record_admin_action(&mut conn, None, detail, now)
+                .map_err(|e| err("cannot record the rotation in the audit log", e))?;
             if json {
                 println!("{}", serde_json::Value::Array(out));
             }

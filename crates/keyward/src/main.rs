@@ -1,6 +1,7 @@
 //! The `keyward` command: run the server, apply migrations, check the config, manage clients.
 
 mod admin;
+mod audit;
 mod clients;
 mod keys;
 mod serve;
@@ -31,7 +32,7 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Register relying-party clients.
+    /// Relying-party clients: register one, list or check those in the config.
     Clients {
         #[command(subcommand)]
         command: clients::ClientsCommand,
@@ -46,7 +47,7 @@ enum Command {
         #[command(subcommand)]
         command: admin::MailCommand,
     },
-    /// Manage accounts: invite, disable, enable.
+    /// Manage accounts: invite, disable, enable, list, show, sessions, revoke, delete.
     Users {
         #[command(subcommand)]
         command: admin::UsersCommand,
@@ -56,12 +57,17 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Read the audit log: the latest events, or search it.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 #[derive(Subcommand)]
 enum DbCommand {
-    /// Remove expired codes, links, login attempts, sessions and rate-limit windows now
-    /// (`serve` also does this every ten minutes).
+    /// Remove expired codes, links, login attempts, sessions, rate-limit windows and audit
+    /// events older than `audit.retention_days` now (`serve` also does this every ten minutes).
     Cleanup,
 }
 
@@ -139,11 +145,12 @@ fn main() -> ExitCode {
             })
         }
         Command::Config { command: ConfigCommand::Reload } => reload(&cli.config),
-        Command::Clients { command } => clients::run(command),
+        Command::Clients { command } => clients::run(&cli.config, command),
         Command::Db { command: DbCommand::Cleanup } => serve::cleanup(&cli.config),
         Command::Mail { command } => admin::mail(&cli.config, command),
         Command::Users { command } => admin::users(&cli.config, command),
         Command::Keys { command } => keys::run(&cli.config, command),
+        Command::Audit { command } => audit::run(&cli.config, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -213,15 +213,20 @@ pub fn cleanup(path: &Path) -> Result<(), ExitCode> {
     let mut conn = pool.get().map_err(|e| fail("cannot connect to the database", e))?;
     let now = keyward_core::Clock::unix(&SystemClock);
     let s = keyward_service::sweep_expired(&mut conn, &config, now).map_err(|e| fail("cleanup failed", e))?;
+    let audit = match config.audit_retention_days {
+        0 => "kept forever: audit.retention_days = 0".to_owned(),
+        days => format!("older than {days} days"),
+    };
     println!(
-        "removed {} expired rows: {} email codes, {} login attempts, {} sessions, {} authorization codes, {} rate-limit windows, {} passkey ceremonies",
+        "removed {} expired rows: {} email codes, {} login attempts, {} sessions, {} authorization codes, {} rate-limit windows, {} passkey ceremonies, {} audit events ({audit})",
         s.total(),
         s.email_challenges,
         s.login_attempts,
         s.sessions,
         s.authorization_codes,
         s.rate_limits,
-        s.ceremonies
+        s.ceremonies,
+        s.audit_events
     );
     Ok(())
 }

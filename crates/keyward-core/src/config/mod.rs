@@ -107,6 +107,8 @@ pub struct Config {
     pub mail: MailTransport,
     pub limits: Limits,
     pub try_it_client: Option<String>,
+    /// Audit events older than this many days are swept; 0 keeps them forever.
+    pub audit_retention_days: u32,
     pub clients: HashMap<String, Arc<Client>>,
 }
 
@@ -132,6 +134,9 @@ pub struct Limits {
     pub sign_in_requests_per_ip_per_minute: u32,
     pub sign_in_burst_per_ip: u32,
 }
+
+/// The most `audit.retention_days` may be (100 years).
+pub const MAX_AUDIT_RETENTION_DAYS: u64 = 36_500;
 
 impl Config {
     /// Reads `file`, overlays the `KEYWARD_*` variables in `env`, and validates the result.
@@ -186,6 +191,11 @@ impl Config {
             .chain([self.id_token_lifetime_seconds, self.access_token_lifetime_seconds])
             .max()
             .unwrap_or(self.id_token_lifetime_seconds)
+    }
+
+    /// Audit events recorded before this moment may be swept (None: keep them forever).
+    pub fn audit_cutoff(&self, now: i64) -> Option<i64> {
+        (self.audit_retention_days > 0).then(|| now - i64::from(self.audit_retention_days) * 86_400)
     }
 
     /// True for `https` issuers and loopback hosts, which browsers treat as secure contexts.

@@ -28,6 +28,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub metrics: RawMetrics,
     #[serde(default)]
+    pub audit: RawAudit,
+    #[serde(default)]
     pub clients: Vec<RawClient>,
 }
 
@@ -132,6 +134,13 @@ pub struct RawTryIt {
     #[serde(default, deserialize_with = "lenient_bool")]
     pub enabled: Option<bool>,
     pub client_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub retention_days: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

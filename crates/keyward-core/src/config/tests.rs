@@ -95,3 +95,20 @@ fn syntax_errors_name_the_line() {
     let e = only_error(load("issuer = \"x\"\n\nnot toml at all", &[]));
     assert_eq!(e.key, "line 3");
 }
+
+#[test]
+fn audit_retention_days_defaults_to_a_year_and_zero_keeps_events_forever() {
+    let c = load(GOOD, &[]).expect("valid");
+    assert_eq!(c.audit_retention_days, 365);
+    assert_eq!(c.audit_cutoff(1_000_000_000), Some(1_000_000_000 - 365 * 86_400));
+    let c = load(&format!("{GOOD}\n[audit]\nretention_days = 30\n"), &[]).expect("valid");
+    assert_eq!(c.audit_retention_days, 30);
+    let c = load(GOOD, &[("KEYWARD_AUDIT__RETENTION_DAYS", "0")]).expect("valid");
+    assert_eq!((c.audit_retention_days, c.audit_cutoff(1_000_000_000)), (0, None));
+    let e = only_error(load(&format!("{GOOD}\n[audit]\nretention_days = 40000\n"), &[]));
+    assert_eq!(e.key, "audit.retention_days");
+    assert!(e.fix.contains("0 to keep"), "{}", e.fix);
+    let e = only_error(load(&format!("{GOOD}\n[audit]\nretention = 30\n"), &[]));
+    assert_eq!(e.key, "audit.retention");
+    assert!(e.problem.contains("unknown field"), "{}", e.problem);
+}

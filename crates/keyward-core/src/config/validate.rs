@@ -173,6 +173,15 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         );
     }
 
+    let audit_retention_days = raw.audit.retention_days.unwrap_or(365);
+    if audit_retention_days > super::MAX_AUDIT_RETENTION_DAYS {
+        e.add(
+            "audit.retention_days",
+            format!("must be at most {} days", super::MAX_AUDIT_RETENTION_DAYS),
+            "use a number of days such as 365, or 0 to keep audit events forever",
+        );
+    }
+
     let mail_from = raw.mail.from.unwrap_or_else(|| "Keyward <no-reply@localhost>".into());
     let mail = match raw.mail.transport.as_deref().unwrap_or("dev") {
         "dev" => MailTransport::Dev { outbox: raw.mail.outbox.map(PathBuf::from).unwrap_or_else(|| data_dir.join("outbox.log")) },
@@ -252,6 +261,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         mail,
         limits,
         try_it_client,
+        audit_retention_days: audit_retention_days.min(super::MAX_AUDIT_RETENTION_DAYS) as u32,
         clients,
     })
 }

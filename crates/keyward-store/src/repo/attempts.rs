@@ -156,3 +156,8 @@ pub fn find_parked(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<O
         .first(conn)
         .optional()
 }
+
+/// Removes every email code and link sent to `email` (when its account is deleted).
+pub fn delete_challenges_for_email(conn: &mut DbConnection, email: &str) -> QueryResult<usize> {
+    diesel::delete(ec::table.filter(ec::email.eq(email))).execute(conn)
+}

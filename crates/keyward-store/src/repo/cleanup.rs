@@ -2,7 +2,7 @@
 
 use crate::DbConnection;
 use crate::schema::{
-    authorization_codes as ac, client_assertion_jtis as cj, email_challenges as ec, grants as g, login_attempts as la,
+    audit_events as ae, authorization_codes as ac, client_assertion_jtis as cj, email_challenges as ec, grants as g, login_attempts as la,
     logout_deliveries as ld, rate_limits as rl, revoked_tokens as rv, sessions as s, webauthn_ceremonies as wc,
 };
 use diesel::prelude::*;
@@ -20,6 +20,7 @@ pub struct Swept {
     pub revoked_tokens: usize,
     pub client_assertions: usize,
     pub logout_deliveries: usize,
+    pub audit_events: usize,
 }
 
 impl Swept {
@@ -34,14 +35,23 @@ impl Swept {
             + self.revoked_tokens
             + self.client_assertions
             + self.logout_deliveries
+            + self.audit_events
     }
 }
 
 /// Deletes expired challenges, attempts, sessions, grants (with their refresh tokens),
 /// revoked-token and client-assertion records; authorization codes `code_retention_secs`
 /// after issue (long enough to recognise a replay); week-old logout deliveries; and rate-limit windows that
-/// ended more than `limit_window_secs` ago.
-pub fn sweep(conn: &mut DbConnection, now: i64, idle_secs: i64, code_retention_secs: i64, limit_window_secs: i64) -> QueryResult<Swept> {
+/// ended more than `limit_window_secs` ago; and audit events recorded before `audit_cutoff`
+/// (None keeps them forever).
+pub fn sweep(
+    conn: &mut DbConnection,
+    now: i64,
+    idle_secs: i64,
+    code_retention_secs: i64,
+    limit_window_secs: i64,
+    audit_cutoff: Option<i64>,
+) -> QueryResult<Swept> {
     Ok(Swept {
         email_challenges: diesel::delete(ec::table.filter(ec::expires_at.lt(now))).execute(conn)?,
         login_attempts: diesel::delete(la::table.filter(la::expires_at.lt(now))).execute(conn)?,
@@ -58,5 +68,9 @@ pub fn sweep(conn: &mut DbConnection, now: i64, idle_secs: i64, code_retention_s
         revoked_tokens: diesel::delete(rv::table.filter(rv::expires_at.lt(now))).execute(conn)?,
         client_assertions: diesel::delete(cj::table.filter(cj::expires_at.lt(now))).execute(conn)?,
         logout_deliveries: diesel::delete(ld::table.filter(ld::created_at.lt(now - 7 * 86_400))).execute(conn)?,
+        audit_events: match audit_cutoff {
+            Some(cutoff) => diesel::delete(ae::table.filter(ae::at.lt(cutoff))).execute(conn)?,
+            None => 0,
+        },
     })
 }

@@ -91,3 +91,10 @@ pub fn live_for_user(conn: &mut DbConnection, user_id: &str, now: i64) -> QueryR
         .select(Grant::as_select())
         .load(conn)
 }
+
+/// Revokes every live grant of the account, whatever opened it; returns them (for logout notices).
+pub fn revoke_for_user(conn: &mut DbConnection, user_id: &str, now: i64) -> QueryResult<Vec<Grant>> {
+    let live: Vec<Grant> = g::table.filter(g::user_id.eq(user_id)).filter(g::revoked_at.is_null()).select(Grant::as_select()).load(conn)?;
+    diesel::update(g::table.filter(g::user_id.eq(user_id)).filter(g::revoked_at.is_null())).set(g::revoked_at.eq(now)).execute(conn)?;
+    Ok(live)
+}

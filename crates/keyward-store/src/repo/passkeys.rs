@@ -53,3 +53,13 @@ pub fn rename(conn: &mut DbConnection, user_id: &str, credential_id: &str, name:
 pub fn delete(conn: &mut DbConnection, user_id: &str, credential_id: &str) -> QueryResult<bool> {
     diesel::delete(pk::table.find(credential_id).filter(pk::user_id.eq(user_id))).execute(conn).map(|n| n == 1)
 }
+
+/// How many passkeys each account has: (user_id, count), accounts without one left out.
+pub fn counts_by_user(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+    pk::table.group_by(pk::user_id).select((pk::user_id, diesel::dsl::count_star())).load(conn)
+}
+
+/// Removes the account's pending WebAuthn ceremonies (no foreign key ties them to it).
+pub fn delete_ceremonies_for_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<usize> {
+    diesel::delete(wc::table.filter(wc::user_id.eq(user_id))).execute(conn)
+}

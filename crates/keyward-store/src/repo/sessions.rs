@@ -43,3 +43,28 @@ pub fn revoke(conn: &mut DbConnection, id_hash: &str, now: i64) -> QueryResult<O
     }
     Ok(row)
 }
+
+/// The account's live sessions (as [`find_live`] counts them), newest first.
+pub fn live_for_user(conn: &mut DbConnection, user_id: &str, now: i64, idle_secs: i64) -> QueryResult<Vec<Session>> {
+    s::table
+        .filter(s::user_id.eq(user_id))
+        .filter(s::revoked_at.is_null())
+        .filter(s::expires_at.gt(now))
+        .filter(s::last_seen_at.gt(now - idle_secs))
+        .order(s::created_at.desc())
+        .select(Session::as_select())
+        .load(conn)
+}
+
+/// Ends every session of the account that is not ended yet; returns them.
+pub fn revoke_for_user(conn: &mut DbConnection, user_id: &str, now: i64) -> QueryResult<Vec<Session>> {
+    let open: Vec<Session> =
+        s::table.filter(s::user_id.eq(user_id)).filter(s::revoked_at.is_null()).select(Session::as_select()).load(conn)?;
+    diesel::update(s::table.filter(s::user_id.eq(user_id)).filter(s::revoked_at.is_null())).set(s::revoked_at.eq(now)).execute(conn)?;
+    Ok(open)
+}
+
+/// The latest sign-in (`auth_time`) per account among the sessions still stored.
+pub fn last_auth_times(conn: &mut DbConnection) -> QueryResult<Vec<(String, Option<i64>)>> {
+    s::table.group_by(s::user_id).select((s::user_id, diesel::dsl::max(s::auth_time))).load(conn)
+}

@@ -35,3 +35,18 @@ pub fn set_email_sign_in(conn: &mut DbConnection, id: &str, on: bool) -> QueryRe
 pub fn decline_passkey_offer(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<()> {
     diesel::update(dsl::users.find(id)).set(dsl::passkey_offer_declined_at.eq(now)).execute(conn).map(|_| ())
 }
+
+/// Every account (or only the disabled ones), oldest first.
+pub fn all(conn: &mut DbConnection, disabled_only: bool) -> QueryResult<Vec<User>> {
+    let mut q = dsl::users.select(User::as_select()).order((dsl::created_at.asc(), dsl::email.asc())).into_boxed();
+    if disabled_only {
+        q = q.filter(dsl::disabled_at.is_not_null());
+    }
+    q.load(conn)
+}
+
+/// Deletes the account; its sessions, passkeys, recovery codes, authorization codes, grants
+/// (with their refresh tokens) and consents go with it (ON DELETE CASCADE). True if it existed.
+pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
+    diesel::delete(dsl::users.find(id)).execute(conn).map(|n| n == 1)
+}
