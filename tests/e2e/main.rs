@@ -21,6 +21,7 @@ mod limits;
 mod logout;
 mod magic_link;
 mod multi_instance;
+mod network;
 mod oidc_flow;
 mod oidcc_basic;
 mod operations;

@@ -23,9 +23,86 @@ pub fn coarse_ip(ip: IpAddr) -> String {
     }
 }
 
+/// An address range (`10.0.0.0/8`, `2001:db8::/32`, or one address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Option<Cidr> {
+        let (ip, prefix) = match text.split_once('/') {
+            Some((ip, p)) => (ip.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (text.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Cidr { addr: ip, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The client's address: the peer, unless the peer is a trusted proxy; then the nearest
+/// address in `X-Forwarded-For` (read right to left) that is not itself a trusted proxy.
+/// Entries a client could have forged (left of the first untrusted one) are never used.
+pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut nearest = peer;
+    for entry in forwarded_for.unwrap_or("").rsplit(',') {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else { return nearest };
+        nearest = ip;
+        if !is_trusted(ip) {
+            return ip;
+        }
+    }
+    nearest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn forwarded_for_is_read_only_from_trusted_proxies() {
+        let trusted = [Cidr::parse("10.0.0.0/8").expect("cidr"), Cidr::parse("127.0.0.1").expect("ip")];
+        // From an untrusted peer the header is ignored.
+        assert_eq!(client_ip(ip("198.51.100.7"), Some("203.0.113.9"), &trusted), ip("198.51.100.7"));
+        // Through one proxy.
+        assert_eq!(client_ip(ip("127.0.0.1"), Some("203.0.113.9"), &trusted), ip("203.0.113.9"));
+        // A forged leftmost entry is not used: the nearest untrusted hop is.
+        assert_eq!(client_ip(ip("10.1.2.3"), Some("1.2.3.4, 203.0.113.9, 10.0.0.5"), &trusted), ip("203.0.113.9"));
+        // No header, or garbage: the proxy itself.
+        assert_eq!(client_ip(ip("10.1.2.3"), None, &trusted), ip("10.1.2.3"));
+        assert_eq!(client_ip(ip("10.1.2.3"), Some("nonsense"), &trusted), ip("10.1.2.3"));
+        assert!(Cidr::parse("2001:db8::/32").expect("v6").contains(ip("2001:db8:5::1")));
+        assert!(!Cidr::parse("2001:db8::/32").expect("v6").contains(ip("2001:db9::1")));
+        assert!(Cidr::parse("10.0.0.0/33").is_none() && Cidr::parse("ten").is_none());
+    }
 
     #[test]
     fn addresses_are_cut_to_their_network() {

@@ -112,6 +112,7 @@ impl Keyward {
             ("database.pool_size", old.pool_size != new.pool_size),
             ("keys.master_key", old.master_key != new.master_key),
             ("mail", old.mail != new.mail || old.mail_from != new.mail_from),
+            ("network.tls_cert_file", old.tls != new.tls),
         ];
         let changed: Vec<&str> = fixed.iter().filter(|(_, c)| *c).map(|(k, _)| *k).collect();
         if !changed.is_empty() {

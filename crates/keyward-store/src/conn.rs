@@ -119,7 +119,16 @@ pub fn connect(url: &str, size: u32) -> Result<Pool, StoreError> {
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let applied = match conn {
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-        DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Postgres(c) => {
+            // Several instances starting together on one database take turns: a session-level
+            // advisory lock around the migrations (released explicitly, and with the session).
+            use diesel::RunQueryDsl;
+            const MIGRATION_LOCK: i64 = 0x006b_6579_7761_7264; // "keyward" in ASCII
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(c).map_err(StoreError::Query)?;
+            let ran = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len());
+            let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(c);
+            ran
+        }
     };
     applied.map_err(|e| StoreError::Migration(e.to_string()))
 }

@@ -184,3 +184,24 @@ fn f3_one_code_one_redemption_on_sqlite() {
 fn f3_one_code_one_redemption_on_postgres() {
     f3_one_code_one_redemption(postgres_pool());
 }
+
+#[test]
+fn instances_starting_together_migrate_one_database_in_turn_on_postgres() {
+    let url = keyward_testkit::postgres::fresh_database_url().expect("postgres");
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let pool = connect(&url, 1).expect("pool");
+                run_migrations(&mut pool.get().expect("conn"))
+            })
+        })
+        .collect();
+    let applied: Vec<usize> = runs.into_iter().map(|t| t.join().unwrap().expect("every instance starts")).collect();
+    assert_eq!(
+        applied.iter().filter(|n| **n > 0).count(),
+        1,
+        "one instance applies the migrations, the others find them done: {applied:?}"
+    );
+    assert!(keyward_store::migrations_current(&mut connect(&url, 1).unwrap().get().unwrap()).unwrap());
+}

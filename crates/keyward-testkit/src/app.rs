@@ -234,7 +234,7 @@ first_party = true
             if let Some(status) = self.child.try_wait()? {
                 bail!("keyward exited with {status} before it was ready; log:\n{}", self.log());
             }
-            if let Ok(r) = http.get(format!("{}/readyz", self.direct)).send().await
+            if let Ok(r) = http.get(format!("{}/readyz", self.metrics)).send().await
                 && r.status().is_success()
             {
                 return Ok(());

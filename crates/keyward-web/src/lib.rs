@@ -132,23 +132,59 @@ pub fn configure_private(cfg: &mut web::ServiceConfig) {
 
 /// Headers for every response (CHECKLIST E4, E5, E7; DESIGN.md §5). Scripts are not used
 /// only come from our own origin (no inline script).
-pub fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+pub fn security_headers(https: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
         .add(("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"))
         .add(("X-Frame-Options", "DENY"))
         .add(("X-Content-Type-Options", "nosniff"))
-        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Referrer-Policy", "no-referrer"));
+    // CHECKLIST E6: browsers keep to https for a year, subdomains included.
+    if https { headers.add(("Strict-Transport-Security", "max-age=31536000; includeSubDomains")) } else { headers }
 }
 
 /// The per-IP request limiter for the sign-in pages (actix-governor), created once and
 /// shared by every worker. It is a first line against floods; the limits that must hold
 /// across instances are counted in the database.
-pub type SignInLimiter =
-    actix_governor::GovernorConfig<actix_governor::PeerIpKeyExtractor, actix_governor::governor::middleware::NoOpMiddleware>;
+pub type SignInLimiter = actix_governor::GovernorConfig<ClientIpKey, actix_governor::governor::middleware::NoOpMiddleware>;
+
+/// The per-IP limiter's key: the client address as [`client_ip`] finds it (behind trusted
+/// proxies, from `X-Forwarded-For`), IPv6 cut to its /56.
+#[derive(Clone)]
+pub struct ClientIpKey;
+
+impl actix_governor::KeyExtractor for ClientIpKey {
+    type Key = std::net::IpAddr;
+    type KeyExtractionError = actix_governor::SimpleKeyExtractionError<&'static str>;
+
+    fn extract(&self, req: &actix_web::dev::ServiceRequest) -> Result<Self::Key, Self::KeyExtractionError> {
+        let ip = match req.app_data::<web::Data<WebState>>() {
+            Some(state) => client_ip(req.request(), &state.kw.config().trusted_proxies),
+            None => req.peer_addr().map(|a| a.ip()),
+        }
+        .ok_or_else(|| actix_governor::SimpleKeyExtractionError::new("no client address"))?;
+        Ok(match ip {
+            std::net::IpAddr::V6(v6) => {
+                let mut octets = v6.octets();
+                octets[7..16].fill(0);
+                std::net::IpAddr::V6(octets.into())
+            }
+            v4 => v4,
+        })
+    }
+}
+
+/// The client's address: the peer's, or — when the peer is a trusted proxy — the nearest
+/// untrusted hop in `X-Forwarded-For` (CHECKLIST: trust proxies only by configuration).
+pub fn client_ip(req: &actix_web::HttpRequest, trusted: &[keyward_core::net::Cidr]) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    Some(keyward_core::net::client_ip(peer, forwarded, trusted))
+}
 
 pub fn sign_in_limiter(limits: &keyward_core::config::Limits) -> Option<SignInLimiter> {
     let per_minute = u64::from(limits.sign_in_requests_per_ip_per_minute.max(1));
     actix_governor::GovernorConfigBuilder::default()
+        .key_extractor(ClientIpKey)
         .period(std::time::Duration::from_nanos(60_000_000_000 / per_minute))
         .burst_size(limits.sign_in_burst_per_ip.max(1))
         .finish()

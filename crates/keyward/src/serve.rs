@@ -100,15 +100,24 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
         let limiter = keyward_web::sign_in_limiter(&config.limits).ok_or_else(|| fail("limits", "the sign-in rate limit is out of range"))?;
         let private_state = state.clone();
         let signal_state = state.clone().into_inner();
+        let https = config.issuer.starts_with("https://");
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(tls_config(cert, key)?),
+            None => None,
+        };
         let server = HttpServer::new(move || {
             let limiter = limiter.clone();
             App::new()
                 .app_data(state.clone())
-                .wrap(keyward_web::security_headers())
+                .wrap(keyward_web::security_headers(https))
                 .wrap(actix_web::middleware::from_fn(keyward_web::observe_requests))
                 .configure(move |cfg| keyward_web::configure(cfg, &limiter))
         })
-            .bind(&config.listen)
+        ;
+        let server = match tls {
+            Some(tls) => server.bind_rustls_0_23(&config.listen, tls),
+            None => server.bind(&config.listen),
+        }
             .map_err(|e| fail(&format!("cannot listen on {}", config.listen), e))?
             .shutdown_timeout(20)
             // SIGTERM, SIGINT and SIGHUP are handled below (drain, reload).
@@ -180,6 +189,23 @@ fn spawn_signals(state: Arc<keyward_web::WebState>, handle: actix_web::dev::Serv
         state.draining.store(true, std::sync::atomic::Ordering::SeqCst);
         handle.stop(true).await;
     });
+}
+
+/// The TLS server settings from PEM files (certificate chain first, then the private key).
+fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ExitCode> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| fail(&format!("network.tls_cert_file {}", cert.display()), e))?;
+    if certs.is_empty() {
+        return Err(fail("network.tls_cert_file", format!("{} holds no PEM certificate", cert.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| fail(&format!("network.tls_key_file {}", key.display()), e))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| fail("TLS settings (does the key match the certificate?)", e))
 }
 
 fn outbox_hint(config: &Config) -> String {

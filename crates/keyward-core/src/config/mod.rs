@@ -86,6 +86,10 @@ pub struct Config {
     pub listen: String,
     /// Where `/metrics` (and the probes) are served, apart from the public listener; None: off.
     pub metrics_listen: Option<String>,
+    /// Proxies whose `X-Forwarded-For` is believed (client address for limits and emails).
+    pub trusted_proxies: Vec<crate::net::Cidr>,
+    /// Serve HTTPS directly with this certificate chain and private key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub data_dir: PathBuf,
     pub database_url: String,
     pub pool_size: u32,

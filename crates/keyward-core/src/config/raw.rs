@@ -28,6 +28,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub metrics: RawMetrics,
     #[serde(default)]
+    pub network: RawNetwork,
+    #[serde(default)]
     pub audit: RawAudit,
     #[serde(default)]
     pub clients: Vec<RawClient>,
@@ -120,6 +122,15 @@ pub struct RawLimits {
     pub sign_in_requests_per_ip_per_minute: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub sign_in_burst_per_ip: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -53,6 +53,32 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
     if listen.parse::<std::net::SocketAddr>().is_err() {
         e.add("listen", format!("{listen:?} is not an address:port"), "write it like \"127.0.0.1:8080\" or \"0.0.0.0:8080\"");
     }
+    let mut trusted_proxies = Vec::new();
+    for (i, text) in raw.network.trusted_proxies.iter().enumerate() {
+        match crate::net::Cidr::parse(text.trim()) {
+            Some(c) => trusted_proxies.push(c),
+            None => e.add(
+                format!("network.trusted_proxies[{i}]"),
+                format!("{text:?} is not an address or range"),
+                "write an address (\"10.0.0.7\") or a range (\"10.0.0.0/8\", \"fd00::/8\")",
+            ),
+        }
+    }
+    let tls = match (raw.network.tls_cert_file, raw.network.tls_key_file) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            for (k, f) in [("network.tls_cert_file", &cert), ("network.tls_key_file", &key)] {
+                if !std::path::Path::new(f).is_file() {
+                    e.add(k, format!("{f:?} is not a readable file"), "give the path of a PEM file");
+                }
+            }
+            Some((PathBuf::from(cert), PathBuf::from(key)))
+        }
+        _ => {
+            e.add("network.tls_cert_file", "TLS needs both tls_cert_file and tls_key_file", "set both PEM paths, or neither");
+            None
+        }
+    };
     let metrics_listen = match raw.metrics.listen.as_deref().unwrap_or("127.0.0.1:9464") {
         "off" => None,
         addr if addr.parse::<std::net::SocketAddr>().is_ok() && addr != listen => Some(addr.to_owned()),
@@ -243,6 +269,8 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         issuer,
         listen,
         metrics_listen,
+        trusted_proxies,
+        tls,
         data_dir,
         database_url,
         pool_size: pool_size as u32,

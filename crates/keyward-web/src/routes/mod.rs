@@ -37,7 +37,8 @@ pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> 
 
 /// A coarse description of the client's network (see `keyward_core::net`).
 pub fn requested_from(req: &actix_web::HttpRequest) -> String {
-    req.peer_addr().map(|a| keyward_core::net::coarse_ip(a.ip())).unwrap_or_else(|| "an unknown network".into())
+    let trusted = req.app_data::<web::Data<WebState>>().map(|s| s.kw.config().trusted_proxies.clone()).unwrap_or_default();
+    crate::client_ip(req, &trusted).map(keyward_core::net::coarse_ip).unwrap_or_else(|| "an unknown network".into())
 }
 
 /// Unix seconds as people read them.
