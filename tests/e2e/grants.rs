@@ -195,3 +195,34 @@ async fn client_credentials_grant_issues_scoped_access_tokens_to_allowed_clients
     assert_eq!((status, s(&code, "error")?.as_str()), (400, "unauthorized_client"), "grant types are per client");
     Ok(())
 }
+
+const NARROW: &str = r#"
+[[clients]]
+id = "narrow"
+name = "Narrow App"
+secret_hashes = ["SECRET_HASH"]
+redirect_uris = ["http://localhost:9994/callback"]
+first_party = true
+scopes = ["openid", "profile"]
+refresh_tokens = "never"
+id_token_lifetime_seconds = 90
+"#;
+
+#[tokio::test]
+async fn per_client_scopes_refresh_policy_and_lifetimes_apply() -> anyhow::Result<()> {
+    let secret = "narrow-secret-0123456789abcdefghijklmnopqrstuvwxy";
+    let app =
+        spawn(AppOptions { extra: Some(NARROW.replace("SECRET_HASH", &keyward_core::secret::hash_secret(secret))), ..Default::default() })
+            .await?;
+    let browser = Browser::new()?;
+    let flow = authorize(&app, "narrow", "http://localhost:9994/callback", "openid email offline_access profile", &[]);
+    let callback = sign_in(&app, &browser, &flow, "narrow@example.com").await?;
+    let (status, tokens) = exchange(&app, ("narrow", Some(secret)), &flow, &callback).await?;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(s(&tokens, "scope")?, "openid profile", "scopes outside the client's list are dropped");
+    assert!(tokens.get("refresh_token").is_none(), "refresh_tokens = never");
+    let id = jwt_payload(&s(&tokens, "id_token")?)?;
+    assert!(id.get("email").is_none());
+    assert_eq!(id["exp"].as_i64().unwrap() - id["iat"].as_i64().unwrap(), 90, "the client's own ID-token lifetime");
+    Ok(())
+}
