@@ -115,3 +115,45 @@ def run(steps) -> None:
         passed.add(name)
         _send(f"OK {name}")
     sys.exit(0 if len(passed) == len(steps) else 1)
+
+
+def forge(jws: str) -> str:
+    """The same token with one claim changed and the original signature."""
+    import base64
+    import json
+
+    header, payload, signature = jws.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sub"] = "someone-else"
+    altered = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{altered}.{signature}"
+
+
+def check_logged_out(answer: Answer, post_logout_redirect_uri: str, state: str) -> None:
+    """RP-initiated logout answered with a redirect to the registered URI, echoing `state`."""
+    check(answer.kind == "LOGGED_OUT", f"end_session answered with a page ({answer.status}), not a redirect")
+    check(answer.url.split("?")[0] == post_logout_redirect_uri, f"redirected to {answer.url}")
+    check(answer.query().get("state") == state, "the logout state comes back")
+
+
+def run_rp(rp) -> None:
+    """Runs every step both relying parties implement, in order, each after the steps it needs."""
+    run(
+        [
+            ("discovery", rp.discovery, ()),
+            ("prompt-none-without-session", rp.prompt_none_without_session, ("discovery",)),
+            ("code-flow-pkce", rp.code_flow, ("discovery",)),
+            ("id-token", rp.id_token, ("code-flow-pkce",)),
+            ("id-token-forgeries-rejected", rp.id_token_forgeries_rejected, ("id-token",)),
+            ("userinfo", rp.userinfo_step, ("id-token",)),
+            ("code-reuse", rp.code_reuse, ("userinfo",)),
+            ("wrong-pkce-verifier", rp.wrong_pkce_verifier, ("code-flow-pkce",)),
+            ("unregistered-redirect-uri", rp.unregistered_redirect_uri, ("code-flow-pkce",)),
+            ("refresh-rotation", rp.refresh_rotation, ("id-token",)),
+            ("refresh-replay", rp.refresh_replay, ("refresh-rotation",)),
+            ("introspection", rp.introspection, ("id-token",)),
+            ("revocation", rp.revocation, ("introspection",)),
+            ("logout", rp.logout, ("id-token",)),
+            ("prompt-none-after-logout", rp.prompt_none_after_logout, ("logout",)),
+        ]
+    )

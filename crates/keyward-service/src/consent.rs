@@ -118,16 +118,7 @@ impl Keyward {
         let now = self.now();
         let mut conn = self.conn()?;
         conn.transaction(|c| {
-            let Some(attempt) = repo::attempts::find_parked(c, attempt_id, now)? else { return Ok(None) };
-            if !constant_time_eq(&attempt.browser_hash, &hash_secret(browser_id)) {
-                return Ok(None);
-            }
-            let Some(taken) = repo::attempts::take_parked(c, attempt_id, now)? else { return Ok(None) };
-            let request = parse_request(&taken)?;
-            let session_hash = taken.offer_session_hash.clone().unwrap_or_default();
-            let Some(session) = repo::sessions::find_live_by_hash(c, &session_hash, now, self.config().session_idle_seconds)? else {
-                return Ok(None);
-            };
+            let Some((request, session)) = self.take_parked_sign_in(c, attempt_id, browser_id)? else { return Ok(None) };
             if !allow {
                 self.audit(c, "consent_declined", Some(&session.user_id), serde_json::json!({ "client": request.client_id }))?;
                 let err = OAuthError::new(E::AccessDenied, "the user declined to share their account with this app");

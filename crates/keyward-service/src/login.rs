@@ -386,20 +386,35 @@ impl Keyward {
         let now = self.now();
         let mut conn = self.conn()?;
         conn.transaction(|c| {
-            let Some(attempt) = repo::attempts::find_parked(c, attempt_id, now)? else { return Ok(None) };
-            if !constant_time_eq(&attempt.browser_hash, &hash_secret(browser_id)) {
-                return Ok(None);
-            }
-            let Some(taken) = repo::attempts::take_parked(c, attempt_id, now)? else { return Ok(None) };
-            let session_hash = taken.offer_session_hash.clone().unwrap_or_default();
-            let Some(session) = repo::sessions::find_live_by_hash(c, &session_hash, now, self.config().session_idle_seconds)? else {
-                return Ok(None);
-            };
+            let Some((request, session)) = self.take_parked_sign_in(c, attempt_id, browser_id)? else { return Ok(None) };
             if decline {
                 repo::users::decline_passkey_offer(c, &session.user_id, now)?;
             }
-            Ok(Some(self.answer_signed_in(c, attempt_id, &parse_request(&taken)?, &session)?))
+            Ok(Some(self.answer_signed_in(c, attempt_id, &request, &session)?))
         })
+    }
+}
+
+impl Keyward {
+    /// Takes a sign-in parked behind a page (passkey offer, consent) for the browser it
+    /// belongs to, once: its authorization request and the live session that will answer it.
+    pub(crate) fn take_parked_sign_in(
+        &self,
+        c: &mut DbConnection,
+        attempt_id: &str,
+        browser_id: &str,
+    ) -> Result<Option<(AuthorizationRequest, Session)>, ServiceError> {
+        let now = self.now();
+        let Some(attempt) = repo::attempts::find_parked(c, attempt_id, now)? else { return Ok(None) };
+        if !constant_time_eq(&attempt.browser_hash, &hash_secret(browser_id)) {
+            return Ok(None);
+        }
+        let Some(taken) = repo::attempts::take_parked(c, attempt_id, now)? else { return Ok(None) };
+        let session_hash = taken.offer_session_hash.clone().unwrap_or_default();
+        let Some(session) = repo::sessions::find_live_by_hash(c, &session_hash, now, self.config().session_idle_seconds)? else {
+            return Ok(None);
+        };
+        Ok(Some((parse_request(&taken)?, session)))
     }
 }
 
