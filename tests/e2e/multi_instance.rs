@@ -129,3 +129,91 @@ async fn two_instances_behind_a_load_balancer_share_every_piece_of_state() -> an
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn f4_an_instance_stopped_mid_load_leaves_the_survivor_answering_and_loses_nothing() -> anyhow::Result<()> {
+    let url = tokio::task::spawn_blocking(keyward_testkit::postgres::fresh_database_url).await??;
+    let (pa, pb) = (free_port()?, free_port()?);
+    let lb = RoundRobin::start(vec![pa, pb]).await?;
+    let shared = AppOptions {
+        database: Database::Postgres,
+        database_url: Some(url),
+        master_key: Some(random_master_key()),
+        issuer: Some(format!("http://localhost:{}", lb.port)),
+        ..Default::default()
+    };
+    let mut a = spawn(AppOptions { port: Some(pa), ..shared.clone() }).await?;
+    let b = spawn(AppOptions { port: Some(pb), smtp_port: Some(a.smtp.port()), ..shared }).await?;
+    let browser = Browser::fresh_connections()?;
+    let flow = authorize(&a, CLIENT_ID, CLIENT_REDIRECT, "openid offline_access", &[]);
+    let callback = sign_in(&a, &browser, &flow, "survivor@example.com").await?;
+    let (_, tokens) = exchange(&a, APP, &flow, &callback).await?;
+    let at = s(&tokens, "access_token")?;
+    // A code issued by instance a (directly), to be redeemed after a has gone.
+    let late = authorize(&a, CLIENT_ID, CLIENT_REDIRECT, "openid", &[]);
+    let late_code = browser.get(&late.url.replace(&a.issuer, &a.direct)).await?.redirect_to(&a.issuer)?;
+
+    // Load on both instances. Like a load balancer, it checks an instance's readiness and stops
+    // sending to it once that says 503.
+    let hammer = |base: String, ready: String, at: String| {
+        tokio::spawn(async move {
+            let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+            let mut outcomes: Vec<Result<(), String>> = Vec::new();
+            for _ in 0..300 {
+                if !http.get(&ready).send().await.is_ok_and(|r| r.status() == 200) {
+                    break;
+                }
+                let r = http.get(format!("{base}/userinfo")).bearer_auth(&at).send().await;
+                outcomes.push(match r {
+                    Ok(r) => match r.json::<serde_json::Value>().await {
+                        Ok(v) if v["sub"].is_string() => Ok(()),
+                        other => Err(format!("a broken answer: {other:?}")),
+                    },
+                    Err(e) => Err(format!("a broken answer: {e}")),
+                });
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            outcomes
+        })
+    };
+    let on_a = hammer(a.direct.clone(), format!("{}/readyz", a.metrics), at.clone());
+    let on_b = hammer(b.direct.clone(), format!("{}/readyz", b.metrics), at.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.signal("TERM")?;
+    assert!(a.wait_exit(Duration::from_secs(25)).await?.success(), "a drains and exits 0");
+    let (on_a, on_b) = (on_a.await?, on_b.await?);
+    assert!(
+        on_b.len() == 300 && on_b.iter().all(|o| o.is_ok()),
+        "the survivor answered every request: {:?}",
+        on_b.iter().find(|o| o.is_err())
+    );
+    assert!(on_a.iter().all(|o| o.is_ok()), "instance a answered whole until readiness told the balancer to stop: {on_a:?}");
+    assert!(!on_a.is_empty() && on_a.len() < 300, "a served, then left the rotation");
+
+    // Nothing a issued is lost: its code and refresh token work at b.
+    let code = param(&late_code, "code")?;
+    let redeemed: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/token", b.direct))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CLIENT_REDIRECT),
+            ("code_verifier", &late.verifier),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert!(redeemed["id_token"].is_string(), "{redeemed}");
+    let refreshed: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/token", b.direct))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", &s(&tokens, "refresh_token")?)])
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert!(refreshed["access_token"].is_string(), "{refreshed}");
+    Ok(())
+}

@@ -124,6 +124,7 @@ impl TestApp {
             r#"issuer = "{issuer}"
 listen = "127.0.0.1:{port}"
 data_dir = "{data}"
+shutdown_delay_seconds = 1
 
 [metrics]
 listen = "127.0.0.1:{metrics_port}"

@@ -160,8 +160,9 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
     })
 }
 
-/// SIGTERM/SIGINT: readiness turns 503, the listener stops accepting and in-flight requests
-/// finish (up to 20 s). SIGHUP: the config file is read again; a bad file is refused with
+/// SIGTERM: readiness turns 503 and Keyward keeps serving for `shutdown_delay_seconds` (load
+/// balancers stop sending), then the listener stops accepting and in-flight requests finish
+/// (up to 20 s). SIGINT (Ctrl-C) skips the delay. SIGHUP: the config file is read again; a bad file is refused with
 /// the same messages as `keyward config check`, and the running configuration stays.
 fn spawn_signals(state: Arc<keyward_web::WebState>, handle: actix_web::dev::ServerHandle, path: std::path::PathBuf) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -172,10 +173,12 @@ fn spawn_signals(state: Arc<keyward_web::WebState>, handle: actix_web::dev::Serv
             tracing::error!("cannot install signal handlers");
             return;
         };
-        loop {
+        let delay = loop {
             tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
+                // Orchestrators send SIGTERM: give load balancers time to see readiness fail.
+                _ = term.recv() => break Duration::from_secs(state.kw.config().shutdown_delay_seconds),
+                // Ctrl-C by a person: stop now.
+                _ = int.recv() => break Duration::ZERO,
                 _ = hup.recv() => match Config::load(&path, &crate::keyward_env()) {
                     Ok(new) => match state.kw.reload_config(new) {
                         Ok(()) => tracing::info!(file = %path.display(), "configuration reloaded"),
@@ -184,9 +187,13 @@ fn spawn_signals(state: Arc<keyward_web::WebState>, handle: actix_web::dev::Serv
                     Err(errors) => tracing::error!(file = %path.display(), "configuration not reloaded; the running one stays. {errors}"),
                 },
             }
+        };
+        state.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        if !delay.is_zero() {
+            tracing::info!(seconds = delay.as_secs(), "shutting down: readiness is 503; still serving while load balancers notice");
+            tokio::time::sleep(delay).await;
         }
         tracing::info!("shutting down: no new connections; finishing requests in flight");
-        state.draining.store(true, std::sync::atomic::Ordering::SeqCst);
         handle.stop(true).await;
     });
 }

@@ -84,6 +84,9 @@ pub struct Config {
     /// Without a trailing slash; every endpoint URL starts with it.
     pub issuer: String,
     pub listen: String,
+    /// On SIGTERM, keep serving this long with readiness at 503, so load balancers stop
+    /// sending before the listener closes.
+    pub shutdown_delay_seconds: u64,
     /// Where `/metrics` (and the probes) are served, apart from the public listener; None: off.
     pub metrics_listen: Option<String>,
     /// Proxies whose `X-Forwarded-For` is believed (client address for limits and emails).

@@ -11,6 +11,8 @@ pub struct RawConfig {
     pub listen: Option<String>,
     #[serde(default)]
     pub data_dir: Option<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub shutdown_delay_seconds: Option<u64>,
     #[serde(default)]
     pub database: RawDatabase,
     #[serde(default)]

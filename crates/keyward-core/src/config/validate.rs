@@ -268,6 +268,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         file: file.to_owned(),
         issuer,
         listen,
+        shutdown_delay_seconds: raw.shutdown_delay_seconds.unwrap_or(5).min(300),
         metrics_listen,
         trusted_proxies,
         tls,
