@@ -73,19 +73,17 @@ async fn f4_sigterm_drains_requests_and_email_then_exits_0_and_nothing_issued_is
         let (url, ready) = (app.url("/.well-known/openid-configuration"), format!("{}/readyz", app.metrics));
         tokio::spawn(async move {
             let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-            let mut ok = 0;
-            for _ in 0..2000 {
+            for ok in 0..2000 {
                 if !http.get(&ready).send().await.is_ok_and(|r| r.status() == 200) {
                     // Draining: readiness is 503 but the public listener still answers.
                     let late = http.get(&url).send().await.expect("still serving during the shutdown delay");
                     assert_eq!(late.status(), 200);
-                    return ok;
+                    return ok + 1;
                 }
                 let r = http.get(&url).send().await.expect("no broken answer");
                 assert_eq!(r.status(), 200, "a request that got an answer got the right one");
                 let body: serde_json::Value = r.json().await.expect("a whole JSON body");
                 assert!(body["issuer"].is_string());
-                ok += 1;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             panic!("readiness never turned 503");
