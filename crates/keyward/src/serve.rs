@@ -119,6 +119,9 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
             None => server.bind(&config.listen),
         }
             .map_err(|e| fail(&format!("cannot listen on {}", config.listen), e))?
+            // Blocking work (database, Argon2) per worker: more threads than pooled connections
+            // would only queue for a connection, and each Argon2 check holds 19 MiB.
+            .worker_max_blocking_threads((config.pool_size as usize).max(4))
             .shutdown_timeout(20)
             // SIGTERM, SIGINT and SIGHUP are handled below (drain, reload).
             .disable_signals()
