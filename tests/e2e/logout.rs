@@ -220,3 +220,25 @@ async fn consent_is_asked_once_remembered_declinable_and_revocable_with_the_apps
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn account_page_lists_sessions_and_signs_out_everywhere_else() -> anyhow::Result<()> {
+    let app = spawn(AppOptions::default()).await?;
+    let (here, _) = signed_in(&app, "two@example.com").await?;
+    let (there, there_tokens) = signed_in(&app, "two@example.com").await?;
+
+    let account = here.get(&app.url("/account")).await?;
+    assert_eq!(account.status, 200);
+    assert!(account.body.contains("This browser") && account.body.contains("Another browser or device"), "{}", account.body);
+    let forged = here.post_form(&app.url("/account/sessions/sign-out-others"), &[("csrf", "nope")]).await?;
+    assert_eq!(forged.status, 403);
+    let done = here.post_form(&app.url("/account/sessions/sign-out-others"), &[("csrf", &account.input("csrf")?)]).await?;
+    assert_eq!(done.status, 303);
+
+    assert_eq!(param(&silent_authorize(&app, &there).await?, "error")?, "login_required", "the other browser is signed out");
+    assert_eq!(refresh(&app, APP, &s(&there_tokens, "refresh_token")?).await?.0, 400, "and its app grants are revoked");
+    assert!(param(&silent_authorize(&app, &here).await?, "code").is_ok(), "this browser stays signed in");
+    let account = here.get(&app.url("/account")).await?;
+    assert!(!account.body.contains("Another browser or device"));
+    Ok(())
+}

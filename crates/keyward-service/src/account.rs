@@ -30,6 +30,8 @@ pub struct AccountView {
     pub passkeys: Vec<crate::passkeys::PasskeySummary>,
     pub recovery_codes_left: i64,
     pub apps: Vec<crate::consent::ConsentSummary>,
+    /// Live sessions, newest first, with the one of this browser marked.
+    pub sessions: Vec<(crate::users::SessionInfo, bool)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +89,41 @@ impl Keyward {
         let passkeys = self.passkey_summaries(&mut conn, &user.id)?;
         let recovery_codes_left = repo::recovery::remaining(&mut conn, &user.id)?;
         let apps = self.consent_summaries(&mut conn, &user.id)?;
-        Ok(Some(AccountView { user, passkeys, recovery_codes_left, apps }))
+        let mine = keyward_core::claims::sid_for(&hash_secret(session_token));
+        let sessions = crate::users::live_sessions(&mut conn, &user.id, self.now(), self.config().session_idle_seconds)?
+            .into_iter()
+            .map(|s| {
+                let current = s.sid == mine;
+                (s, current)
+            })
+            .collect();
+        Ok(Some(AccountView { user, passkeys, recovery_codes_left, apps, sessions }))
+    }
+
+    /// Ends every session of the person except this browser's (and the grants they opened;
+    /// apps with a back-channel URI are told). How many ended; None without a live session.
+    pub fn sign_out_other_sessions(&self, session_token: &str) -> Result<Option<usize>, ServiceError> {
+        let now = self.now();
+        let mine = hash_secret(session_token);
+        let mut conn = self.conn()?;
+        let ended = conn.transaction(|c| -> Result<Option<(String, Vec<keyward_store::models::Grant>, usize)>, ServiceError> {
+            let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
+            let mut grants = Vec::new();
+            let mut ended = 0;
+            for other in repo::sessions::live_for_user(c, &user.id, now, self.config().session_idle_seconds)? {
+                if other.id_hash == mine {
+                    continue;
+                }
+                repo::sessions::revoke(c, &other.id_hash, now)?;
+                grants.extend(repo::grants::revoke_for_session(c, &other.id_hash, now)?);
+                ended += 1;
+            }
+            self.audit(c, "signed_out", Some(&user.id), serde_json::json!({ "how": "other_sessions", "sessions_ended": ended }))?;
+            Ok(Some((user.id, grants, ended)))
+        })?;
+        let Some((user_id, grants, ended)) = ended else { return Ok(None) };
+        self.queue_backchannel_logouts(&mut conn, &user_id, &grants, now)?;
+        Ok(Some(ended))
     }
 
     /// Renames one of the person's passkeys. `None` without a session, `Some(false)` when

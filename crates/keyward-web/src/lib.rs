@@ -217,6 +217,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &SignInLimiter) {
         .route("/consent", web::get().to(consent::consent_page))
         .route("/consent", web::post().to(consent::consent_submit))
         .route("/account/apps/{client}/revoke", web::post().to(account::revoke_app_form))
+        .route("/account/sessions/sign-out-others", web::post().to(account::sign_out_others_form))
         .service(
             web::scope("/login")
                 .wrap(actix_governor::Governor::new(limiter))

@@ -85,6 +85,21 @@ pub async fn account_page(req: HttpRequest, state: State, q: web::Query<AccountQ
         .map(|a| serde_json::json!({ "id": a.client_id, "name": a.app_name, "scopes": a.scopes, "since": super::human_time(a.granted_at) }))
         .collect();
     ctx.insert("apps", &apps);
+    let sessions: Vec<serde_json::Value> = view
+        .sessions
+        .iter()
+        .map(|(s, current)| {
+            let how = if s.amr.iter().any(|a| a == "hwk" || a == "swk") {
+                "a passkey"
+            } else if s.amr.iter().any(|a| a == "otp") {
+                "an emailed code or link"
+            } else {
+                "a recovery code"
+            };
+            serde_json::json!({ "current": current, "since": super::human_time(s.auth_time), "last_seen": super::human_time(s.last_seen_at), "how": how })
+        })
+        .collect();
+    ctx.insert("sessions", &sessions);
     ctx.insert("csrf", &csrf::token(&state.kw.csrf_key, &cookies::get(&req, cookies::BROWSER).unwrap_or_default()));
     let q = q.into_inner();
     let notice = match q.done.as_deref() {
@@ -93,6 +108,7 @@ pub async fn account_page(req: HttpRequest, state: State, q: web::Query<AccountQ
         Some("email_on") => Some("Email sign-in is on."),
         Some("email_off") => Some("Email sign-in is off. Keep your recovery codes safe."),
         Some("app_removed") => Some("The app's access is removed. It will ask again next time you use it."),
+        Some("others_out") => Some("You're signed out everywhere else. This browser stays signed in."),
         _ => None,
     };
     let error = match q.problem.as_deref() {
@@ -371,4 +387,17 @@ pub async fn revoke_app_form(req: HttpRequest, state: State, path: web::Path<Str
     let kw = state.kw.clone();
     blocking(move || kw.revoke_consent(&session, &client)).await.map_err(WebError::PageInternal)?;
     Ok(see_other("/account?done=app_removed"))
+}
+
+/// POST /account/sessions/sign-out-others: end every other session of this person.
+pub async fn sign_out_others_form(req: HttpRequest, state: State, body: web::Bytes) -> Result<HttpResponse, WebError> {
+    let form = parse_form(&body).unwrap_or_default();
+    if !csrf::check(&req, &state.kw.csrf_key, param(&form, "csrf").unwrap_or("")) {
+        return Err(WebError::csrf());
+    }
+    let session = cookies::get(&req, cookies::SESSION).ok_or_else(not_signed_in_page)?;
+    let kw = state.kw.clone();
+    blocking(move || kw.sign_out_other_sessions(&session)).await.map_err(WebError::PageInternal)?.ok_or_else(not_signed_in_page)?;
+    state.backchannel.notify_one();
+    Ok(see_other("/account?done=others_out"))
 }
