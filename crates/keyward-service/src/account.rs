@@ -9,7 +9,6 @@
 use crate::login::Proof;
 use crate::metrics::Family;
 use crate::{Keyward, ServiceError};
-use diesel::Connection;
 use keyward_core::recovery_code;
 use keyward_core::secret::hash_secret;
 use keyward_store::models::{AuditEvent, User};
@@ -106,21 +105,24 @@ impl Keyward {
         let now = self.now();
         let mine = hash_secret(session_token);
         let mut conn = self.conn()?;
-        let ended = conn.transaction(|c| -> Result<Option<(String, Vec<keyward_store::models::Grant>, usize)>, ServiceError> {
-            let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
-            let mut grants = Vec::new();
-            let mut ended = 0;
-            for other in repo::sessions::live_for_user(c, &user.id, now, self.config().session_idle_seconds)? {
-                if other.id_hash == mine {
-                    continue;
+        let ended = keyward_store::write_transaction(
+            &mut *conn,
+            |c| -> Result<Option<(String, Vec<keyward_store::models::Grant>, usize)>, ServiceError> {
+                let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
+                let mut grants = Vec::new();
+                let mut ended = 0;
+                for other in repo::sessions::live_for_user(c, &user.id, now, self.config().session_idle_seconds)? {
+                    if other.id_hash == mine {
+                        continue;
+                    }
+                    repo::sessions::revoke(c, &other.id_hash, now)?;
+                    grants.extend(repo::grants::revoke_for_session(c, &other.id_hash, now)?);
+                    ended += 1;
                 }
-                repo::sessions::revoke(c, &other.id_hash, now)?;
-                grants.extend(repo::grants::revoke_for_session(c, &other.id_hash, now)?);
-                ended += 1;
-            }
-            self.audit(c, "signed_out", Some(&user.id), serde_json::json!({ "how": "other_sessions", "sessions_ended": ended }))?;
-            Ok(Some((user.id, grants, ended)))
-        })?;
+                self.audit(c, "signed_out", Some(&user.id), serde_json::json!({ "how": "other_sessions", "sessions_ended": ended }))?;
+                Ok(Some((user.id, grants, ended)))
+            },
+        )?;
         let Some((user_id, grants, ended)) = ended else { return Ok(None) };
         self.queue_backchannel_logouts(&mut conn, &user_id, &grants, now)?;
         Ok(Some(ended))
@@ -131,7 +133,7 @@ impl Keyward {
     pub fn rename_passkey(&self, session_token: &str, credential_id: &str, name: &str) -> Result<Option<bool>, ServiceError> {
         let name: String = name.trim().chars().filter(|c| !c.is_control()).take(64).collect();
         let mut conn = self.conn()?;
-        conn.transaction(|c| {
+        keyward_store::write_transaction(&mut *conn, |c| {
             let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
             if name.is_empty() || !repo::passkeys::rename(c, &user.id, credential_id, &name)? {
                 return Ok(Some(false));
@@ -145,7 +147,7 @@ impl Keyward {
     /// email sign-in is on).
     pub fn delete_passkey(&self, session_token: &str, credential_id: &str, confirmed: bool) -> Result<Option<DeleteOutcome>, ServiceError> {
         let mut conn = self.conn()?;
-        conn.transaction(|c| {
+        keyward_store::write_transaction(&mut *conn, |c| {
             let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
             let Some(row) = repo::passkeys::find(c, credential_id)?.filter(|r| r.user_id == user.id) else {
                 return Ok(Some(DeleteOutcome::NotFound));
@@ -172,7 +174,7 @@ impl Keyward {
     /// session.
     pub fn regenerate_recovery_codes(&self, session_token: &str) -> Result<Option<(Vec<String>, Notice)>, ServiceError> {
         let mut conn = self.conn()?;
-        conn.transaction(|c| {
+        keyward_store::write_transaction(&mut *conn, |c| {
             let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
             let codes = self.new_recovery_codes(c, &user.id, "regenerated")?;
             let notice = Notice {
@@ -196,7 +198,7 @@ impl Keyward {
     /// Turns email sign-in on or off for the signed-in person.
     pub fn set_email_sign_in(&self, session_token: &str, on: bool) -> Result<Option<EmailSwitch>, ServiceError> {
         let mut conn = self.conn()?;
-        conn.transaction(|c| {
+        keyward_store::write_transaction(&mut *conn, |c| {
             let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
             if !on && repo::passkeys::count_for_user(c, &user.id)? == 0 {
                 return Ok(Some(EmailSwitch::NeedsPasskey));
@@ -233,7 +235,7 @@ impl Keyward {
         if let Some(retry_after) = repo::limits::hit(&mut conn, &key, 3600, self.config().limits.code_tries_per_address_per_hour, now)? {
             return Ok(Err(CodeRejected::AddressLocked { retry_after }));
         }
-        let result = conn.transaction(|c| {
+        let result = keyward_store::write_transaction(&mut *conn, |c| {
             let user = match repo::users::find_by_email(c, email.as_str())? {
                 Some(u) if u.disabled_at.is_none() => u,
                 _ => return Ok(Err(CodeRejected::Wrong { tries_left: 0 })),

@@ -14,7 +14,6 @@ use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use diesel::Connection;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use keyward_core::client::SigningAlg;
 use keyward_store::models::SigningKeyRow;
@@ -110,7 +109,7 @@ impl KeyRing {
         keep_published: i64,
     ) -> Result<Option<String>, ServiceError> {
         let activates_at = now + publish_ahead;
-        conn.transaction(|c| {
+        keyward_store::write_transaction(&mut *conn, |c| {
             let current: Vec<SigningKeyRow> =
                 repo::keys::published(c, now)?.into_iter().filter(|k| k.alg == alg.as_str() && k.retired_at.is_none()).collect();
             for old in &current {

@@ -4,7 +4,6 @@
 //! database by whichever instance claims it, with retries.
 
 use crate::{Keyward, ServiceError};
-use diesel::Connection;
 use keyward_core::claims::{BACKCHANNEL_LOGOUT_EVENT, LogoutTokenClaims, sid_for};
 use keyward_core::secret::hash_secret;
 use keyward_store::models::{Grant, LogoutDelivery};
@@ -35,7 +34,7 @@ impl Keyward {
         let now = self.now();
         let hash = hash_secret(session_token);
         let mut conn = self.conn()?;
-        let (session, grants) = conn.transaction(|c| -> Result<_, ServiceError> {
+        let (session, grants) = keyward_store::write_transaction(&mut *conn, |c| -> Result<_, ServiceError> {
             let Some(session) = repo::sessions::revoke(c, &hash, now)? else { return Ok((None, Vec::new())) };
             let grants = repo::grants::revoke_for_session(c, &hash, now)?;
             self.audit(c, "signed_out", Some(&session.user_id), serde_json::json!({ "how": how, "grants_revoked": grants.len() }))?;

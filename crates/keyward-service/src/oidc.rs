@@ -2,7 +2,6 @@
 //! authorization_code grant, userinfo and the discovery document.
 
 use crate::{Keyward, ServiceError};
-use diesel::Connection;
 use keyward_core::authorize::AuthorizationRequest;
 use keyward_core::claims::AUTHORIZATION_CODE_LIFETIME_SECS;
 use keyward_core::oauth_error::{OAuthError, OAuthErrorCode as E};
@@ -103,7 +102,7 @@ impl Keyward {
             }
             return Ok(Continue::ConsentRequired { session_hash: session.id_hash });
         }
-        conn.transaction(|c| {
+        keyward_store::write_transaction(&mut *conn, |c| {
             repo::sessions::touch(c, &session.id_hash, now)?;
             issue_code(self, c, request, &session)
         })

@@ -9,7 +9,6 @@ use crate::metrics::Family;
 use crate::{Keyward, ServiceError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use diesel::Connection;
 use keyward_core::secret::random_token;
 use keyward_store::models::{Ceremony, PasskeyRow, User};
 use keyward_store::repo;
@@ -174,7 +173,7 @@ impl Keyward {
             created_at: now,
             last_used_at: None,
         };
-        conn.transaction(|c| {
+        keyward_store::write_transaction(&mut *conn, |c| {
             // R12: a credential id is registered once, whoever holds it.
             if repo::passkeys::find(c, &id)?.is_some() {
                 return Ok(Err(PasskeyRejected::Invalid));
@@ -261,7 +260,7 @@ impl Keyward {
     ) -> Result<Result<SignedIn, PasskeyRejected>, ServiceError> {
         let now = self.now();
         let mut conn = self.conn()?;
-        conn.transaction(|c| {
+        keyward_store::write_transaction(&mut *conn, |c| {
             let Some(ceremony) = repo::passkeys::take_ceremony(c, ceremony_id, "login", now)? else {
                 return Ok(Err(PasskeyRejected::StaleChallenge));
             };

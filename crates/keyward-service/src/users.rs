@@ -5,7 +5,6 @@
 //! in the same transaction as the change.
 
 use crate::{Keyward, ServiceError};
-use diesel::Connection;
 use keyward_core::claims::sid_for;
 use keyward_core::email::Email;
 use keyward_store::models::{AuditEvent, Grant, User};
@@ -39,7 +38,7 @@ pub fn record_admin_action(c: &mut DbConnection, user_id: Option<&str>, detail: 
 
 /// Creates the account for `email` (unverified until its first sign-in) unless it exists.
 pub fn invite(conn: &mut DbConnection, email: &Email, name: Option<&str>, now: i64) -> Result<Invited, ServiceError> {
-    conn.transaction(|c| {
+    keyward_store::write_transaction(&mut *conn, |c| {
         if let Some(u) = repo::users::find_by_email(c, email.as_str())? {
             return Ok(Invited::AlreadyThere(u));
         }
@@ -61,7 +60,7 @@ pub fn invite(conn: &mut DbConnection, email: &Email, name: Option<&str>, now: i
 
 /// Disables or re-enables an account; false when there is none for the address.
 pub fn set_disabled(conn: &mut DbConnection, email: &Email, disabled: bool, now: i64) -> Result<bool, ServiceError> {
-    conn.transaction(|c| {
+    keyward_store::write_transaction(&mut *conn, |c| {
         let Some(user) = repo::users::find_by_email(c, email.as_str())? else { return Ok(false) };
         repo::users::set_disabled(c, email.as_str(), disabled.then_some(now))?;
         let command = if disabled { "users disable" } else { "users enable" };
@@ -166,7 +165,7 @@ pub fn live_sessions(conn: &mut DbConnection, user_id: &str, now: i64, idle_secs
 
 /// Everything about one account, read in one transaction.
 pub fn detail(conn: &mut DbConnection, email: &Email, now: i64, idle_secs: i64) -> Result<Option<UserDetail>, ServiceError> {
-    conn.transaction(|c| {
+    keyward_store::write_transaction(&mut *conn, |c| {
         let Some(user) = repo::users::find_by_email(c, email.as_str())? else { return Ok(None) };
         let passkeys = repo::passkeys::for_user(c, &user.id)?
             .into_iter()
@@ -232,7 +231,7 @@ impl Keyward {
     pub fn sign_out_everywhere(&self, email: &Email) -> Result<Option<Ended>, ServiceError> {
         let now = self.now();
         let mut conn = self.conn()?;
-        conn.transaction(|c| {
+        keyward_store::write_transaction(&mut *conn, |c| {
             let Some(user) = repo::users::find_by_email(c, email.as_str())? else { return Ok(None) };
             let ended = self.end_everything(c, &user, now)?;
             record_admin_action(
@@ -255,7 +254,7 @@ impl Keyward {
     pub fn delete_account(&self, email: &Email) -> Result<Option<Deleted>, ServiceError> {
         let now = self.now();
         let mut conn = self.conn()?;
-        conn.transaction(|c| {
+        keyward_store::write_transaction(&mut *conn, |c| {
             let Some(user) = repo::users::find_by_email(c, email.as_str())? else { return Ok(None) };
             let ended = self.end_everything(c, &user, now)?;
             let deleted = Deleted {

@@ -115,6 +115,44 @@ pub fn connect(url: &str, size: u32) -> Result<Pool, StoreError> {
     Ok(pool)
 }
 
+/// Runs `f` in a transaction that writes. On SQLite it begins `IMMEDIATE`, taking the write
+/// lock up front: a deferred transaction that reads first and writes later fails at once with
+/// "database is locked" when another connection committed in between (`busy_timeout` does not
+/// cover a lock upgrade), which made concurrent refreshes answer 500. PostgreSQL and nested
+/// calls use diesel's ordinary transaction.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let outermost_sqlite = match conn {
+        DbConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()?.is_none(),
+        DbConnection::Postgres(_) => false,
+    };
+    if !outermost_sqlite {
+        return conn.transaction(f);
+    }
+    if let DbConnection::Sqlite(c) = conn {
+        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+    }
+    let outcome = f(conn);
+    let DbConnection::Sqlite(c) = conn else { return outcome };
+    match outcome {
+        Ok(value) => match AnsiTransactionManager::commit_transaction(c) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                let _ = AnsiTransactionManager::rollback_transaction(c);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            AnsiTransactionManager::rollback_transaction(c)?;
+            Err(e)
+        }
+    }
+}
+
 /// Applies every pending migration of the connection's backend; returns how many ran.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let applied = match conn {

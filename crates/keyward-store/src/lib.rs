@@ -7,7 +7,9 @@ pub mod models;
 pub mod repo;
 pub mod schema;
 
-pub use conn::{Backend, DbConnection, Pool, PooledConn, StoreError, backend_of, connect, migrations_current, run_migrations};
+pub use conn::{
+    Backend, DbConnection, Pool, PooledConn, StoreError, backend_of, connect, migrations_current, run_migrations, write_transaction,
+};
 
 /// The pool's error when no connection can be had.
 pub use diesel::r2d2::PoolError;
