@@ -96,3 +96,8 @@ else
   echo "cargo-nextest not found; using cargo test"
   cargo test --workspace --no-fail-fast
 fi
+
+step "benchmark regression guard (keyward-bench --quick, debug build)"
+# A few seconds of W1–W4 against the debug keyward that the tests above built: fails only on
+# errors or on W1 far below its budget (see docs/performance.md), so no release build is needed.
+cargo run --quiet -p keyward-bench -- --quick --keyward "${CARGO_TARGET_DIR:-target}/debug/keyward"
