@@ -102,7 +102,7 @@ impl Keyward {
             }
             return Ok(Continue::ConsentRequired { session_hash: session.id_hash });
         }
-        keyward_store::write_transaction(&mut *conn, |c| {
+        keyward_store::write_transaction(&mut conn, |c| {
             repo::sessions::touch(c, &session.id_hash, now)?;
             issue_code(self, c, request, &session)
         })

@@ -231,7 +231,7 @@ impl Keyward {
     pub fn sign_out_everywhere(&self, email: &Email) -> Result<Option<Ended>, ServiceError> {
         let now = self.now();
         let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut *conn, |c| {
+        keyward_store::write_transaction(&mut conn, |c| {
             let Some(user) = repo::users::find_by_email(c, email.as_str())? else { return Ok(None) };
             let ended = self.end_everything(c, &user, now)?;
             record_admin_action(
@@ -254,7 +254,7 @@ impl Keyward {
     pub fn delete_account(&self, email: &Email) -> Result<Option<Deleted>, ServiceError> {
         let now = self.now();
         let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut *conn, |c| {
+        keyward_store::write_transaction(&mut conn, |c| {
             let Some(user) = repo::users::find_by_email(c, email.as_str())? else { return Ok(None) };
             let ended = self.end_everything(c, &user, now)?;
             let deleted = Deleted {
