@@ -59,7 +59,7 @@ struct Args {
     /// A command put in front of the server, for profiling (e.g. "valgrind --tool=callgrind").
     #[arg(long)]
     wrap: Option<String>,
-    /// The server's `database.pool_size` (default: Keyward's own default, 8).
+    /// The server's `database.pool_size` (default: Keyward's own default: the CPU cores on SQLite).
     #[arg(long)]
     pool_size: Option<u32>,
     /// Keep the temp dir with the config, database and server logs.

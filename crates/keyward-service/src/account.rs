@@ -106,7 +106,7 @@ impl Keyward {
         let mine = hash_secret(session_token);
         let mut conn = self.conn()?;
         let ended = keyward_store::write_transaction(
-            &mut conn,
+            &mut *self.writer()?,
             |c| -> Result<Option<(String, Vec<keyward_store::models::Grant>, usize)>, ServiceError> {
                 let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
                 let mut grants = Vec::new();
@@ -132,8 +132,7 @@ impl Keyward {
     /// the passkey is not theirs.
     pub fn rename_passkey(&self, session_token: &str, credential_id: &str, name: &str) -> Result<Option<bool>, ServiceError> {
         let name: String = name.trim().chars().filter(|c| !c.is_control()).take(64).collect();
-        let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
             if name.is_empty() || !repo::passkeys::rename(c, &user.id, credential_id, &name)? {
                 return Ok(Some(false));
@@ -146,8 +145,7 @@ impl Keyward {
     /// Deletes one of the person's passkeys (the last one only when `confirmed` and while
     /// email sign-in is on).
     pub fn delete_passkey(&self, session_token: &str, credential_id: &str, confirmed: bool) -> Result<Option<DeleteOutcome>, ServiceError> {
-        let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
             let Some(row) = repo::passkeys::find(c, credential_id)?.filter(|r| r.user_id == user.id) else {
                 return Ok(Some(DeleteOutcome::NotFound));
@@ -173,8 +171,7 @@ impl Keyward {
     /// A new set of ten recovery codes (killing the old set), shown once. `None` without a
     /// session.
     pub fn regenerate_recovery_codes(&self, session_token: &str) -> Result<Option<(Vec<String>, Notice)>, ServiceError> {
-        let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
             let codes = self.new_recovery_codes(c, &user.id, "regenerated")?;
             let notice = Notice {
@@ -197,8 +194,7 @@ impl Keyward {
 
     /// Turns email sign-in on or off for the signed-in person.
     pub fn set_email_sign_in(&self, session_token: &str, on: bool) -> Result<Option<EmailSwitch>, ServiceError> {
-        let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
             if !on && repo::passkeys::count_for_user(c, &user.id)? == 0 {
                 return Ok(Some(EmailSwitch::NeedsPasskey));
@@ -235,7 +231,7 @@ impl Keyward {
         if let Some(retry_after) = repo::limits::hit(&mut conn, &key, 3600, self.config().limits.code_tries_per_address_per_hour, now)? {
             return Ok(Err(CodeRejected::AddressLocked { retry_after }));
         }
-        let result = keyward_store::write_transaction(&mut conn, |c| {
+        let result = keyward_store::write_transaction(&mut *self.writer()?, |c| {
             let user = match repo::users::find_by_email(c, email.as_str())? {
                 Some(u) if u.disabled_at.is_none() => u,
                 _ => return Ok(Err(CodeRejected::Wrong { tries_left: 0 })),

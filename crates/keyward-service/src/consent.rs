@@ -115,8 +115,7 @@ impl Keyward {
     /// or answers `access_denied`. Once only; None when the attempt is gone or not this browser's.
     pub fn decide_consent(&self, attempt_id: &str, browser_id: &str, allow: bool) -> Result<Option<String>, ServiceError> {
         let now = self.now();
-        let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             let Some((request, session)) = self.take_parked_sign_in(c, attempt_id, browser_id)? else { return Ok(None) };
             if !allow {
                 self.audit(c, "consent_declined", Some(&session.user_id), serde_json::json!({ "client": request.client_id }))?;
@@ -153,8 +152,7 @@ impl Keyward {
     /// Returns false without a live session or when there was nothing to withdraw.
     pub fn revoke_consent(&self, session_token: &str, client_id: &str) -> Result<bool, ServiceError> {
         let now = self.now();
-        let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             let Some(user) = self.session_user(c, session_token)? else { return Ok(false) };
             if !repo::consents::revoke(c, &user.id, client_id)? {
                 return Ok(false);

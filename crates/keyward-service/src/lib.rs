@@ -62,6 +62,8 @@ pub struct Keyward {
     /// Swapped whole by a reload (SIGHUP); read it with [`Keyward::config`].
     config: std::sync::RwLock<Arc<Config>>,
     pub pool: Pool,
+    /// SQLite only: the one connection write transactions use ([`Keyward::writer`]).
+    writer: Option<Pool>,
     pub keys: Arc<KeyRing>,
     pub clock: Arc<dyn Clock>,
     /// Derived from the master key: the CSRF MAC key.
@@ -81,9 +83,11 @@ impl Keyward {
         master: &MasterKey,
     ) -> Result<Keyward, ServiceError> {
         let webauthn = passkeys::build_webauthn(&config.issuer)?;
+        let writer = keyward_store::connect_writer(&config.database_url)?;
         Ok(Keyward {
             config: std::sync::RwLock::new(config),
             pool,
+            writer,
             keys,
             clock,
             csrf_key: master.derive("keyward/csrf/v1"),
@@ -124,6 +128,13 @@ impl Keyward {
 
     pub fn conn(&self) -> Result<PooledConn, ServiceError> {
         Ok(self.pool.get()?)
+    }
+
+    /// The connection for a write transaction: on SQLite the single writer connection (writes
+    /// queue here instead of contending for the file lock), on PostgreSQL any pooled one.
+    /// Code holding it must not ask for another connection (a reader may be waiting for it).
+    pub fn writer(&self) -> Result<PooledConn, ServiceError> {
+        Ok(self.writer.as_ref().unwrap_or(&self.pool).get()?)
     }
 
     pub fn now(&self) -> i64 {

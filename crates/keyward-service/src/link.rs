@@ -54,8 +54,7 @@ impl Keyward {
     /// The link page's POST.
     pub fn use_link(&self, token: &str, browser_id: &str, number: Option<&str>) -> Result<LinkOutcome, ServiceError> {
         let now = self.now();
-        let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             let Some((challenge, attempt)) = repo::attempts::find_by_link(c, &hash_secret(token), now)? else {
                 return Ok(LinkOutcome::Gone);
             };
@@ -90,8 +89,7 @@ impl Keyward {
 
     /// The waiting browser's step after another device approved its attempt.
     pub fn continue_approved(&self, attempt_id: &str, browser_id: &str) -> Result<Option<SignedIn>, ServiceError> {
-        let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             let Some((attempt, _)) = self.attempt_for(c, attempt_id, browser_id)? else { return Ok(None) };
             if attempt.approved_at.is_none() {
                 return Ok(None);

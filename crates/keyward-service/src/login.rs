@@ -193,7 +193,7 @@ impl Keyward {
             requested_from: requested_from.to_owned(),
         };
         let number = rand::rng().random_range(10..100);
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             repo::attempts::replace_challenge(c, &row)?;
             repo::attempts::set_approval_number(c, &attempt.id, number)
         })?;
@@ -269,8 +269,7 @@ impl Keyward {
             let tries_left = MAX_ATTEMPTS - (challenge.failed_tries + 1);
             return Ok(Err(if tries_left <= 0 { CodeRejected::TooManyTries } else { CodeRejected::Wrong { tries_left } }));
         }
-        let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             if !repo::attempts::consume_challenge(c, &challenge.id, now)? {
                 return Ok(Err(CodeRejected::NoLiveCode));
             }
@@ -383,8 +382,7 @@ impl Keyward {
     /// remembers) and answers the app with the session the sign-in opened. Once only.
     pub fn continue_after_offer(&self, attempt_id: &str, browser_id: &str, decline: bool) -> Result<Option<String>, ServiceError> {
         let now = self.now();
-        let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             let Some((request, session)) = self.take_parked_sign_in(c, attempt_id, browser_id)? else { return Ok(None) };
             if decline {
                 repo::users::decline_passkey_offer(c, &session.user_id, now)?;

@@ -34,7 +34,7 @@ impl Keyward {
         let now = self.now();
         let hash = hash_secret(session_token);
         let mut conn = self.conn()?;
-        let (session, grants) = keyward_store::write_transaction(&mut conn, |c| -> Result<_, ServiceError> {
+        let (session, grants) = keyward_store::write_transaction(&mut *self.writer()?, |c| -> Result<_, ServiceError> {
             let Some(session) = repo::sessions::revoke(c, &hash, now)? else { return Ok((None, Vec::new())) };
             let grants = repo::grants::revoke_for_session(c, &hash, now)?;
             self.audit(c, "signed_out", Some(&session.user_id), serde_json::json!({ "how": how, "grants_revoked": grants.len() }))?;

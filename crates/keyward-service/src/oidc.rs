@@ -79,11 +79,16 @@ impl Keyward {
                 _ => return redirect_error(E::InvalidRequest, "id_token_hint is not an ID token this provider issued to this client"),
             },
         };
-        let mut conn = self.conn()?;
-        let live = match session_token {
-            None => None,
-            Some(t) => repo::sessions::find_live(&mut conn, &hash_secret(t), now, self.config().session_idle_seconds)?,
+        let Some(token) = session_token else {
+            if request.prompt_has("none") {
+                return redirect_error(E::LoginRequired, "the user is not signed in");
+            }
+            return Ok(Continue::LoginRequired);
         };
+        // With a session cookie this nearly always ends in writing a code: read and write on
+        // the writer connection, whose page cache the write leaves warm.
+        let mut conn = self.writer()?;
+        let live = repo::sessions::find_live(&mut conn, &hash_secret(token), now, self.config().session_idle_seconds)?;
         let fresh_enough = |s: &Session| request.max_age.is_none_or(|max| now - s.auth_time <= max);
         // prompt=login, create and select_account all show the sign-in page again.
         let wants_page = request.prompt_has("login") || request.prompt_has("create") || request.prompt_has("select_account");
@@ -103,7 +108,7 @@ impl Keyward {
             return Ok(Continue::ConsentRequired { session_hash: session.id_hash });
         }
         keyward_store::write_transaction(&mut conn, |c| {
-            repo::sessions::touch(c, &session.id_hash, now)?;
+            repo::sessions::touch(c, &session, now)?;
             issue_code(self, c, request, &session)
         })
     }

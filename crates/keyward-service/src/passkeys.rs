@@ -173,7 +173,7 @@ impl Keyward {
             created_at: now,
             last_used_at: None,
         };
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             // R12: a credential id is registered once, whoever holds it.
             if repo::passkeys::find(c, &id)?.is_some() {
                 return Ok(Err(PasskeyRejected::Invalid));
@@ -259,8 +259,7 @@ impl Keyward {
         credential: &PublicKeyCredential,
     ) -> Result<Result<SignedIn, PasskeyRejected>, ServiceError> {
         let now = self.now();
-        let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             let Some(ceremony) = repo::passkeys::take_ceremony(c, ceremony_id, "login", now)? else {
                 return Ok(Err(PasskeyRejected::StaleChallenge));
             };

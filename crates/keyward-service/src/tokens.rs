@@ -134,8 +134,7 @@ impl Keyward {
             return Ok(Err(OAuthError::new(E::UnauthorizedClient, "this client may not use the authorization_code grant")));
         }
         let now = self.now();
-        let mut conn = self.conn()?;
-        let decided = keyward_store::write_transaction(&mut conn, |c| -> Answer<Issue> {
+        let decided = keyward_store::write_transaction(&mut *self.writer()?, |c| -> Answer<Issue> {
             let (row, user) = match repo::codes::redeem(c, &hash_secret(code), now)? {
                 Redemption::Redeemed(row, user) => (row, user),
                 Redemption::Replayed(grant_id) => {
@@ -198,8 +197,7 @@ impl Keyward {
         }
         let now = self.now();
         let hash = hash_secret(token);
-        let mut conn = self.conn()?;
-        let decided = keyward_store::write_transaction(&mut conn, |c| -> Answer<Issue> {
+        let decided = keyward_store::write_transaction(&mut *self.writer()?, |c| -> Answer<Issue> {
             let Some((row, grant)) = repo::grants::find_refresh(c, &hash)? else {
                 return invalid("the refresh token is invalid or expired");
             };
@@ -330,7 +328,7 @@ impl Keyward {
             if grant.client_id != client.id {
                 return other();
             }
-            keyward_store::write_transaction(&mut conn, |c| -> Result<(), ServiceError> {
+            keyward_store::write_transaction(&mut *self.writer()?, |c| -> Result<(), ServiceError> {
                 if repo::grants::revoke(c, &grant.id, now)? {
                     self.audit(
                         c,

@@ -230,8 +230,7 @@ impl Keyward {
     /// the command; one transaction. `None` when no account has the address.
     pub fn sign_out_everywhere(&self, email: &Email) -> Result<Option<Ended>, ServiceError> {
         let now = self.now();
-        let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             let Some(user) = repo::users::find_by_email(c, email.as_str())? else { return Ok(None) };
             let ended = self.end_everything(c, &user, now)?;
             record_admin_action(
@@ -253,8 +252,7 @@ impl Keyward {
     /// and gains an `admin_action` naming the address. `None` when no account has it.
     pub fn delete_account(&self, email: &Email) -> Result<Option<Deleted>, ServiceError> {
         let now = self.now();
-        let mut conn = self.conn()?;
-        keyward_store::write_transaction(&mut conn, |c| {
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
             let Some(user) = repo::users::find_by_email(c, email.as_str())? else { return Ok(None) };
             let ended = self.end_everything(c, &user, now)?;
             let deleted = Deleted {

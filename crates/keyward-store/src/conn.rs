@@ -54,6 +54,46 @@ impl StoreError {
 pub struct DbManager {
     backend: Backend,
     url: String,
+    /// The SQLite checkpointer thread holds a `Weak` of this and stops once the pool is gone.
+    _alive: std::sync::Arc<()>,
+}
+
+/// SQLite settings of every pooled connection. WAL lets readers run beside the writer;
+/// `synchronous = NORMAL` is durable across process crashes in WAL mode (a power loss may
+/// lose the last commits, never corrupt); `busy_timeout` waits for the write lock instead of
+/// failing at once. `wal_autocheckpoint = 0`: no request pays for copying the WAL back into
+/// the database file (and its `fdatasync`) inside its COMMIT; [`spawn_checkpointer`] does it
+/// in the background. `journal_size_limit` trims the WAL file after a checkpoint reset it.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;";
+
+/// How often the background checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection every [`CHECKPOINT_EVERY`]
+/// until the pool that owns `alive` is dropped. PASSIVE never blocks readers or the writer;
+/// under continuous load it copies what it can and the next round continues.
+fn spawn_checkpointer(path: String, alive: std::sync::Weak<()>) {
+    let spawned = std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(move || {
+        let mut conn: Option<SqliteConnection> = None;
+        loop {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            if alive.upgrade().is_none() {
+                return;
+            }
+            if conn.is_none() {
+                conn = SqliteConnection::establish(&path).ok();
+            }
+            let Some(c) = conn.as_mut() else { continue };
+            if let Err(e) = c.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA wal_checkpoint(PASSIVE);") {
+                tracing::warn!(error = %e, "SQLite WAL checkpoint failed; retrying");
+                conn = None;
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the SQLite checkpointer; the WAL is checkpointed when connections close");
+    }
 }
 
 impl ManageConnection for DbManager {
@@ -67,12 +107,7 @@ impl ManageConnection for DbManager {
             }
             Backend::Sqlite => {
                 let mut c = SqliteConnection::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
-                // WAL for concurrent readers, NORMAL sync (durable across process crashes in
-                // WAL mode), a busy timeout instead of immediate SQLITE_BUSY, foreign keys on.
-                c.batch_execute(
-                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                )
-                .map_err(diesel::r2d2::Error::QueryError)?;
+                c.batch_execute(SQLITE_PRAGMAS).map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(c))
             }
         }
@@ -92,8 +127,24 @@ pub fn backend_of(url: &str) -> Backend {
 }
 
 /// Opens a pool for `url` (`sqlite://path` or `postgres://…`), creating the SQLite file's
-/// directory when needed.
+/// directory when needed. On SQLite it also starts the background WAL checkpointer.
 pub fn connect(url: &str, size: u32) -> Result<Pool, StoreError> {
+    open_pool(url, size, true)
+}
+
+/// The writer pool for `url`: on SQLite one connection that every write transaction goes
+/// through (see `Keyward::writer`), `None` on PostgreSQL (its MVCC takes concurrent writers).
+/// SQLite admits one writer at a time anyway; with one connection doing every write its page
+/// cache stays valid (another connection's commit would invalidate it), it never waits on a
+/// file lock held by a sibling, and its statements stay prepared.
+pub fn connect_writer(url: &str) -> Result<Option<Pool>, StoreError> {
+    match backend_of(url) {
+        Backend::Postgres => Ok(None),
+        Backend::Sqlite => open_pool(url, 1, false).map(Some),
+    }
+}
+
+fn open_pool(url: &str, size: u32, checkpointer: bool) -> Result<Pool, StoreError> {
     let backend = backend_of(url);
     let url = match backend {
         Backend::Postgres => url.to_owned(),
@@ -105,13 +156,21 @@ pub fn connect(url: &str, size: u32) -> Result<Pool, StoreError> {
             path.to_owned()
         }
     };
+    let alive = std::sync::Arc::new(());
+    let watch = std::sync::Arc::downgrade(&alive);
     let pool = R2d2Pool::builder()
         .max_size(size)
         // Open one connection up front; the rest as load needs them (fast start).
         .min_idle(Some(1))
         // A request waits at most this long for a connection, then answers 503.
         .connection_timeout(Duration::from_secs(3))
-        .build(DbManager { backend, url })?;
+        // A SQLite file does not drop connections: no `SELECT 1` before every checkout.
+        // PostgreSQL connections are checked (a restarted server leaves them broken).
+        .test_on_check_out(backend == Backend::Postgres)
+        .build(DbManager { backend, url: url.clone(), _alive: alive })?;
+    if checkpointer && backend == Backend::Sqlite {
+        spawn_checkpointer(url, watch);
+    }
     Ok(pool)
 }
 

@@ -8,7 +8,8 @@ pub mod repo;
 pub mod schema;
 
 pub use conn::{
-    Backend, DbConnection, Pool, PooledConn, StoreError, backend_of, connect, migrations_current, run_migrations, write_transaction,
+    Backend, DbConnection, Pool, PooledConn, StoreError, backend_of, connect, connect_writer, migrations_current, run_migrations,
+    write_transaction,
 };
 
 /// The pool's error when no connection can be had.

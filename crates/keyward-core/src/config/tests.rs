@@ -112,3 +112,15 @@ fn audit_retention_days_defaults_to_a_year_and_zero_keeps_events_forever() {
     assert_eq!(e.key, "audit.retention");
     assert!(e.problem.contains("unknown field"), "{}", e.problem);
 }
+
+#[test]
+fn pool_size_defaults_to_the_cores_on_sqlite_and_eight_on_postgres() {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get().min(8)) as u32;
+    assert_eq!(load(GOOD, &[]).expect("valid").pool_size, cores);
+    let pg = format!("{GOOD}\n[database]\nurl = \"postgres://keyward@db/keyward\"\n");
+    assert_eq!(load(&pg, &[]).expect("valid").pool_size, 8);
+    let set = format!("{GOOD}\n[database]\npool_size = 3\n");
+    assert_eq!(load(&set, &[]).expect("valid").pool_size, 3);
+    let bad = format!("{GOOD}\n[database]\npool_size = 0\n");
+    assert!(only_error(load(&bad, &[])).to_string().contains("database.pool_size"));
+}

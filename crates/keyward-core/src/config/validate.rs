@@ -99,9 +99,13 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
             "e.g. \"sqlite://data/keyward.db\" or \"postgres://keyward@db/keyward\"",
         );
     }
-    let pool_size = raw.database.pool_size.unwrap_or(8);
+    // PostgreSQL connections spend most of their time waiting on the network: 8. A SQLite
+    // connection works on this machine's CPU: one reader per core (writes have their own
+    // connection), since more threads than cores only take turns and evict each other's caches.
+    let pool_size =
+        raw.database.pool_size.unwrap_or_else(|| if database_url.starts_with("sqlite://") { default_sqlite_pool_size() } else { 8 });
     if !(1..=256).contains(&pool_size) {
-        e.add("database.pool_size", "must be between 1 and 256", "8 suits most installations");
+        e.add("database.pool_size", "must be between 1 and 256", "leave it out: 8 on PostgreSQL, the number of CPU cores on SQLite");
     }
 
     let master_key = value_or_file(&mut e, "keys.master_key", raw.keys.master_key, raw.keys.master_key_file).map(|k| k.trim().to_owned());
@@ -589,4 +593,10 @@ fn redirect_uri_problem(uri: &str, public: bool) -> Option<(String, String)> {
             "use https; native apps may use a reverse-domain scheme like com.example.app:/cb".into(),
         )),
     }
+}
+
+/// The SQLite reader pool's default size: the CPU cores this process may run on (respecting
+/// `taskset` and cgroup limits), at most 8.
+fn default_sqlite_pool_size() -> u64 {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(8) as u64)
 }
