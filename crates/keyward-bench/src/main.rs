@@ -1,9 +1,12 @@
 //! `keyward-bench`: starts a real Keyward (release build by default) on SQLite, signs a user
 //! in once through the hosted login, and drives W1–W4 over loopback HTTP with the server
-//! pinned to CPU 0 and this load generator to CPU 1. See docs/performance.md.
+//! pinned to CPU 0 and this load generator to CPU 1. With `--postgres`, the scale-out
+//! figure: W1 and W2 on a throwaway PostgreSQL, each against one instance and then two
+//! instances on the same database (Keyward and PostgreSQL on CPU 0). See docs/performance.md.
 //!
 //! ```sh
 //! cargo run --release -p keyward-bench -- --duration 10 --concurrency 32
+//! cargo run --release -p keyward-bench -- --duration 10 --concurrency 32 --postgres
 //! ```
 
 mod http;
@@ -53,9 +56,14 @@ struct Args {
     /// Print the results as JSON on stdout (progress still goes to stderr).
     #[arg(long)]
     json: bool,
-    /// Which workloads to run, comma-separated (w1,w2,w3,w4).
-    #[arg(long, default_value = "w1,w2,w3,w4", value_delimiter = ',')]
-    workloads: Vec<String>,
+    /// Which workloads to run, comma-separated (w1,w2,w3,w4). Default: all four; w1,w2 with --postgres.
+    #[arg(long, value_delimiter = ',')]
+    workloads: Option<Vec<String>>,
+    /// Scale-out: run on a throwaway PostgreSQL (testkit: initdb + pg_ctl in a temp dir), each
+    /// workload against one Keyward instance, then against two on the same database; PostgreSQL
+    /// is pinned to CPU 0 with the instances (unless --no-pin).
+    #[arg(long)]
+    postgres: bool,
     /// A command put in front of the server, for profiling (e.g. "valgrind --tool=callgrind").
     #[arg(long)]
     wrap: Option<String>,
@@ -184,11 +192,30 @@ async fn bench(args: &Args, bin: &Path, debug_build: bool, pinned: bool) -> anyh
     let warmup = Duration::from_secs_f64(args.warmup.unwrap_or(if quick { 0.3 } else { 1.0 }));
     let concurrency = args.concurrency.unwrap_or(if quick { 8 } else { 32 }).max(1);
     let n_families = args.families.unwrap_or(if quick { 32 } else { 256 }).max(concurrency);
-    let wanted = |name: &str| args.workloads.iter().any(|w| w.trim().eq_ignore_ascii_case(name));
+    let default_workloads: &[&str] = if args.postgres { &["w1", "w2"] } else { &["w1", "w2", "w3", "w4"] };
+    let workloads: Vec<String> = args.workloads.clone().unwrap_or_else(|| default_workloads.iter().map(|w| w.to_string()).collect());
+    let wanted = |name: &str| workloads.iter().any(|w| w.trim().eq_ignore_ascii_case(name));
     let wrap: Vec<String> = args.wrap.as_deref().map(|w| w.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
     let server_cpu = pinned.then_some(0);
 
-    let setup = Setup::new(bin, server_cpu, wrap, args.keep, args.pool_size).await?;
+    let pg = if args.postgres {
+        eprintln!("keyward-bench: starting a throwaway PostgreSQL (initdb, pg_ctl)…");
+        let pg = server::Postgres::start(server_cpu)?;
+        eprintln!(
+            "keyward-bench: PostgreSQL postmaster pid {}, {}; database {}",
+            pg.postmaster,
+            match pg.pinned_to {
+                Some(cpu) => format!("pinned to CPU {cpu} with its processes (taskset -a -p; backends inherit it)"),
+                None => "NOT pinned".to_owned(),
+            },
+            pg.url
+        );
+        Some(pg)
+    } else {
+        None
+    };
+    let n_instances = if pg.is_some() { 2 } else { 1 };
+    let setup = Setup::new(bin, server_cpu, wrap, args.keep, args.pool_size, pg.as_ref().map(|p| p.url.clone()), n_instances).await?;
     // First start: empty database (migrations, key generation). Then a restart on the
     // existing database, which is the start the ready budget is about.
     let first = setup.start("keyward-first.log").await?;
@@ -221,6 +248,7 @@ async fn bench(args: &Args, bin: &Path, debug_build: bool, pinned: bool) -> anyh
         openssl: None,
         workloads: Vec::new(),
         guard: None,
+        postgres: pg.is_some(),
     };
 
     if args.rsa {
@@ -252,25 +280,57 @@ async fn bench(args: &Args, bin: &Path, debug_build: bool, pinned: bool) -> anyh
     if wanted("w4") {
         plan.push(("W4 userinfo (JWT)", Workload::W4, &es));
     }
-    for (name, w, target) in plan {
-        if matches!(w, Workload::W2 | Workload::W4) && families.is_empty() {
-            eprintln!("keyward-bench: creating {n_families} refresh-token families (code flows with offline_access)…");
-            families = create_families(&es, n_families, concurrency).await?;
-        }
+    // SQLite: each workload once, on the one instance. PostgreSQL: each workload on one
+    // instance and right after on two sharing the database, so both rows of a pair see about
+    // the same database size (the second instance idles during the one-instance runs).
+    let second = if n_instances > 1 {
+        let s = setup.start_instance(1, "keyward-2.log").await?;
         eprintln!(
-            "keyward-bench: {name}: {concurrency} connections, {:.1} s warm-up + {:.1} s…",
-            warmup.as_secs_f64(),
-            duration.as_secs_f64()
+            "keyward-bench: second instance on port {} (metrics {}), same database and master key; ready in {} ms",
+            setup.instances[1].0,
+            setup.instances[1].1,
+            s.ready_ms().map_or("?".into(), |v| v.to_string())
         );
-        let out = workloads::run(w, target, &server, concurrency, warmup, duration, &mut families).await?;
-        let rss = server.memory()?;
-        let r = WorkloadReport::new(name, w, out, rss.rss_kib);
-        eprintln!("keyward-bench:   {}", r.line());
-        report.workloads.push(r);
+        Some(s)
+    } else {
+        None
+    };
+    let servers: Vec<&server::Server> = std::iter::once(&server).chain(second.as_ref()).collect();
+    for &(name, w, target) in &plan {
+        for n in 1..=n_instances {
+            if matches!(w, Workload::W2 | Workload::W4) && families.is_empty() {
+                eprintln!("keyward-bench: creating {n_families} refresh-token families (code flows with offline_access)…");
+                families = create_families(&es, n_families, concurrency).await?;
+            }
+            eprintln!(
+                "keyward-bench: {name}{}: {concurrency} connections, {:.1} s warm-up + {:.1} s…",
+                if pg.is_some() { format!(" on {n} instance(s)") } else { String::new() },
+                warmup.as_secs_f64(),
+                duration.as_secs_f64()
+            );
+            let targets: Vec<Target> = setup.instances[..n].iter().map(|&(port, _)| target.on_port(port)).collect();
+            let out = workloads::run(w, &targets, &servers[..n], pg.as_ref(), concurrency, warmup, duration, &mut families).await?;
+            let rss = server.memory()?;
+            let r = WorkloadReport::new(name, w, out, rss.rss_kib, pg.as_ref().map(|_| n));
+            eprintln!("keyward-bench:   {}", r.line());
+            report.workloads.push(r);
+        }
     }
     report.peak_rss_kib = server.memory()?.hwm_kib;
-    if let Err(e) = server.stop().await {
+    // Both instances drain at once (each waits its shutdown_delay_seconds).
+    let (a, b) = tokio::join!(server.stop(), async {
+        match second {
+            Some(s) => s.stop().await,
+            None => Ok(()),
+        }
+    });
+    for e in [a.err(), b.err()].into_iter().flatten() {
         eprintln!("keyward-bench: warning: {e:#}");
+    }
+    if let Some(pg) = &pg
+        && args.keep
+    {
+        let _ = std::fs::copy(pg.log_path(), setup.dir.join("postgresql.log"));
     }
     if quick {
         report.guard = Some(report::guard(&report));

@@ -1,10 +1,12 @@
-//! The Keyward under test: a generated config on SQLite in a temp dir, mail to the testkit's
-//! SMTP sink, the real binary started (pinned to CPU 0 with `taskset` when it can be), and
-//! what `/proc` says about it (RSS, CPU time).
+//! The Keyward under test: a generated config on SQLite in a temp dir (or on a throwaway
+//! PostgreSQL, for one or two instances), mail to the testkit's SMTP sink, the real binary
+//! started (pinned to CPU 0 with `taskset` when it can be), and what `/proc` says about it
+//! (RSS, CPU time).
 
 use anyhow::{Context as _, bail};
 use keyward_core::secret::hash_secret;
 use keyward_testkit::app::{free_port, random_master_key};
+use keyward_testkit::postgres::{PostgresServer, create_database};
 use keyward_testkit::smtp::SmtpSink;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,8 +22,14 @@ pub const REDIRECT: &str = "http://127.0.0.1:9999/callback";
 pub struct Setup {
     pub bin: PathBuf,
     pub dir: PathBuf,
+    /// Instance 0's port; the issuer is `http://localhost:<port>` for every instance.
     pub port: u16,
-    pub metrics_port: u16,
+    /// (port, metrics port) of each instance; the first port is `port`.
+    pub instances: Vec<(u16, u16)>,
+    /// `database.url`: SQLite in the temp dir when `None`.
+    pub database_url: Option<String>,
+    /// One master key for every instance (signing keys in the database are encrypted with it).
+    master_key: String,
     pub smtp: SmtpSink,
     /// `taskset -c 0` in front of the server, when pinning is on.
     pub pin_cpu: Option<usize>,
@@ -34,17 +42,50 @@ pub struct Setup {
 }
 
 impl Setup {
-    pub async fn new(bin: &Path, pin_cpu: Option<usize>, wrap: Vec<String>, keep: bool, pool_size: Option<u32>) -> anyhow::Result<Setup> {
+    /// `instances` configs (keyward.toml, keyward-2.toml, …) that differ only in their
+    /// listen and metrics ports and data_dir (which holds the pid file); `database_url`
+    /// `None` means SQLite in the temp dir (one instance).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn new(
+        bin: &Path,
+        pin_cpu: Option<usize>,
+        wrap: Vec<String>,
+        keep: bool,
+        pool_size: Option<u32>,
+        database_url: Option<String>,
+        instances: usize,
+    ) -> anyhow::Result<Setup> {
         let smtp = SmtpSink::start().await?;
         let dir = std::env::temp_dir().join(format!("keyward-bench-{}", std::process::id()));
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
         std::fs::create_dir_all(&dir)?;
-        let port = free_port()?;
-        let metrics_port = free_port()?;
-        let setup = Setup { bin: bin.to_owned(), dir, port, metrics_port, smtp, pin_cpu, wrap, keep, pool_size };
-        std::fs::write(setup.config_path(), setup.config())?;
+        let mut ports: Vec<u16> = Vec::new();
+        while ports.len() < 2 * instances.max(1) {
+            let p = free_port()?;
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+        let instances: Vec<(u16, u16)> = ports.chunks(2).map(|c| (c[0], c[1])).collect();
+        let port = instances[0].0;
+        let setup = Setup {
+            bin: bin.to_owned(),
+            dir,
+            port,
+            instances,
+            database_url,
+            master_key: random_master_key(),
+            smtp,
+            pin_cpu,
+            wrap,
+            keep,
+            pool_size,
+        };
+        for i in 0..setup.instances.len() {
+            std::fs::write(setup.config_path_of(i), setup.config(i))?;
+        }
         Ok(setup)
     }
 
@@ -52,11 +93,14 @@ impl Setup {
         format!("http://localhost:{}", self.port)
     }
 
-    pub fn config_path(&self) -> PathBuf {
-        self.dir.join("keyward.toml")
+    pub fn config_path_of(&self, instance: usize) -> PathBuf {
+        if instance == 0 { self.dir.join("keyward.toml") } else { self.dir.join(format!("keyward-{}.toml", instance + 1)) }
     }
 
-    fn config(&self) -> String {
+    fn config(&self, instance: usize) -> String {
+        let (port, metrics_port) = self.instances[instance];
+        let data = if instance == 0 { self.dir.join("data") } else { self.dir.join(format!("data-{}", instance + 1)) };
+        let url = self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.dir.join("keyward.db").display()));
         let client = |id: &str, alg: &str| {
             format!(
                 r#"
@@ -83,7 +127,7 @@ data_dir = "{data}"
 listen = "127.0.0.1:{metrics_port}"
 
 [database]
-url = "sqlite://{db}"
+url = "{url}"
 {pool}
 
 [keys]
@@ -106,20 +150,23 @@ port = {smtp}
 tls = "none"
 {es}{rs}"#,
             issuer = self.issuer(),
-            port = self.port,
-            metrics_port = self.metrics_port,
-            data = self.dir.join("data").display(),
-            db = self.dir.join("keyward.db").display(),
+            data = data.display(),
             pool = self.pool_size.map(|n| format!("pool_size = {n}")).unwrap_or_default(),
-            master = random_master_key(),
+            master = self.master_key,
             smtp = self.smtp.port(),
             es = client(ES_CLIENT, "ES256"),
             rs = client(RS_CLIENT, "RS256"),
         )
     }
 
-    /// Starts the server and waits until `/readyz` answers 200.
+    /// Starts the server (instance 0) and waits until `/readyz` answers 200.
     pub async fn start(&self, log_name: &str) -> anyhow::Result<Server> {
+        self.start_instance(0, log_name).await
+    }
+
+    /// Starts instance `instance` and waits until its `/readyz` answers 200.
+    pub async fn start_instance(&self, instance: usize, log_name: &str) -> anyhow::Result<Server> {
+        let (_, metrics_port) = self.instances[instance];
         let log_path = self.dir.join(log_name);
         let log = std::fs::File::create(&log_path)?;
         let mut argv: Vec<String> = Vec::new();
@@ -128,7 +175,7 @@ tls = "none"
         }
         argv.extend(self.wrap.iter().cloned());
         argv.push(self.bin.display().to_string());
-        argv.extend(["--config".into(), self.config_path().display().to_string(), "serve".into()]);
+        argv.extend(["--config".into(), self.config_path_of(instance).display().to_string(), "serve".into()]);
         let started = Instant::now();
         let mut cmd = Command::new(&argv[0]);
         // Only the generated file configures the server: no KEYWARD_* from the environment.
@@ -149,7 +196,7 @@ tls = "none"
             .with_context(|| format!("cannot start {}", argv.join(" ")))?;
         let mut server = Server { child, log_path, ready_wall: Duration::ZERO };
         let http = reqwest::Client::new();
-        let readyz = format!("http://127.0.0.1:{}/readyz", self.metrics_port);
+        let readyz = format!("http://127.0.0.1:{metrics_port}/readyz");
         let deadline = started + Duration::from_secs(if self.wrap.is_empty() { 60 } else { 600 });
         loop {
             if let Some(status) = server.child.try_wait()? {
@@ -298,6 +345,88 @@ pub fn pin_self(cpu: usize) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Pins the process `pid` (all its threads) to `cpu`; processes it forks later inherit it.
+pub fn pin_pid(pid: u32, cpu: usize) -> bool {
+    Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The throwaway PostgreSQL of `--postgres` (the testkit's: initdb in a temp dir, trust
+/// auth, `fsync=off`, `synchronous_commit=off`, `full_page_writes=off`), with one database.
+pub struct Postgres {
+    pub server: PostgresServer,
+    /// `postgres://keyward@127.0.0.1:PORT/kw_test_…?sslmode=disable&gssencmode=disable`
+    pub url: String,
+    pub postmaster: u32,
+    /// The CPU the postmaster and every postgres process were pinned to.
+    pub pinned_to: Option<usize>,
+}
+
+impl Postgres {
+    /// Starts the server, pins the postmaster and the processes it has already forked
+    /// (checkpointer, walwriter, …) to `pin_cpu` — backends forked later inherit it — and
+    /// creates the database.
+    pub fn start(pin_cpu: Option<usize>) -> anyhow::Result<Postgres> {
+        let server = PostgresServer::start().context("starting a throwaway PostgreSQL (initdb and pg_ctl are needed)")?;
+        let postmaster = server.postmaster_pid()?;
+        let mut pinned_to = None;
+        if let Some(cpu) = pin_cpu {
+            let mut all = vec![postmaster];
+            all.extend(children_of(postmaster));
+            let failed: Vec<u32> = all.iter().copied().filter(|&pid| !pin_pid(pid, cpu)).collect();
+            if failed.is_empty() {
+                pinned_to = Some(cpu);
+            } else {
+                eprintln!("keyward-bench: warning: taskset failed for postgres pids {failed:?}: PostgreSQL is NOT pinned");
+            }
+        }
+        let url = create_database(&server.server_url())?;
+        Ok(Postgres { server, url, postmaster, pinned_to })
+    }
+
+    /// CPU time of every postgres process: the postmaster's own and its reaped children's
+    /// (utime + stime + cutime + cstime), plus utime + stime of its live children. A backend
+    /// that exits moves its time from the second part to the first, so differences over a
+    /// window count it either way.
+    pub fn cpu_time(&self) -> Duration {
+        let own = stat_fields(self.postmaster).map_or(0, |f| (11..=14).map(|i| field_u64(&f, i)).sum::<u64>());
+        let children: u64 =
+            children_of(self.postmaster).into_iter().filter_map(stat_fields).map(|f| field_u64(&f, 11) + field_u64(&f, 12)).sum();
+        Duration::from_secs_f64((own + children) as f64 / clock_ticks() as f64)
+    }
+
+    /// The server log (`log` in the testkit's temp dir).
+    pub fn log_path(&self) -> PathBuf {
+        self.server.dir().join("log")
+    }
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name: index 0 is the state (field 3),
+/// 1 the ppid, 11/12 utime/stime, 13/14 cutime/cstime.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    Some(after.split_whitespace().map(str::to_owned).collect())
+}
+
+fn field_u64(fields: &[String], i: usize) -> u64 {
+    fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Pids whose parent is `parent`, from `/proc`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| stat_fields(pid).is_some_and(|f| field_u64(&f, 1) == u64::from(parent)))
+        .collect()
 }
 
 pub fn have_taskset() -> bool {

@@ -2,7 +2,7 @@
 //! W1 SSO code flow, W2 refresh-token rotation, W3 JWKS and discovery, W4 userinfo.
 
 use crate::http::{Conn, Response};
-use crate::server::{REDIRECT, SECRET, Server, Setup};
+use crate::server::{Postgres, REDIRECT, SECRET, Server, Setup};
 use anyhow::{Context as _, bail, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -61,6 +61,12 @@ impl Target {
             client_id: client_id.to_owned(),
             alg,
         }
+    }
+
+    /// The same target on another instance (another port; same issuer, so the same `Host`,
+    /// as behind a load balancer).
+    pub fn on_port(&self, port: u16) -> Target {
+        Target { addr: SocketAddr::from(([127, 0, 0, 1], port)), ..self.clone() }
     }
 }
 
@@ -235,7 +241,12 @@ pub struct Outcome {
     pub op_latencies: Vec<u32>,
     /// Per request name (see [`Workload::requests`]), µs.
     pub request_latencies: Vec<Vec<u32>>,
+    /// CPU time of all instances together.
     pub server_cpu: Duration,
+    /// CPU time of each instance.
+    pub instance_cpu: Vec<Duration>,
+    /// CPU time of all PostgreSQL processes (with `--postgres`).
+    pub db_cpu: Option<Duration>,
     pub client_cpu: Duration,
     /// Busy time of the server's CPU (CPU 0 when pinned) over the window, whoever used it.
     pub cpu0_busy: Duration,
@@ -254,12 +265,15 @@ impl Shared {
     }
 }
 
-/// Runs `w` with `concurrency` workers for `warmup` + `duration`. Families are split among
-/// workers (W2, W4). Must run on a single-threaded runtime inside a `LocalSet`.
+/// Runs `w` with `concurrency` workers for `warmup` + `duration`; worker i talks to
+/// `targets[i % targets.len()]` (one per instance, `servers` in the same order). Families are
+/// split among workers (W2, W4). Must run on a single-threaded runtime inside a `LocalSet`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     w: Workload,
-    t: &Target,
-    server: &Server,
+    targets: &[Target],
+    servers: &[&Server],
+    db: Option<&Postgres>,
     concurrency: usize,
     warmup: Duration,
     duration: Duration,
@@ -274,7 +288,7 @@ pub async fn run(
     let owned: Vec<Vec<Family>> = (0..concurrency).map(|i| families.iter().skip(i).step_by(concurrency).cloned().collect()).collect();
     families.clear();
     for (i, mut mine) in owned.into_iter().enumerate() {
-        let (t, shared) = (t.clone(), shared.clone());
+        let (t, shared) = (targets[i % targets.len()].clone(), shared.clone());
         handles.push(tokio::task::spawn_local(async move {
             let mut conn = Conn::new(t.addr, &t.host);
             let mut next = 0usize;
@@ -343,16 +357,21 @@ pub async fn run(
             mine
         }));
     }
-    // CPU time of both sides over the measured window.
+    // CPU time of both sides (and of PostgreSQL) over the measured window.
+    let instances = |servers: &[&Server]| servers.iter().map(|s| s.cpu_time()).collect::<anyhow::Result<Vec<Duration>>>();
     tokio::time::sleep_until(start.into()).await;
-    let (server0, client0, busy0) = (server.cpu_time()?, crate::server::cpu_time_of(std::process::id())?, crate::server::cpu_busy(0));
+    let (server0, db0) = (instances(servers)?, db.map(Postgres::cpu_time));
+    let (client0, busy0) = (crate::server::cpu_time_of(std::process::id())?, crate::server::cpu_busy(0));
     tokio::time::sleep_until(end.into()).await;
-    let (server1, client1, busy1) = (server.cpu_time()?, crate::server::cpu_time_of(std::process::id())?, crate::server::cpu_busy(0));
+    let (server1, db1) = (instances(servers)?, db.map(Postgres::cpu_time));
+    let (client1, busy1) = (crate::server::cpu_time_of(std::process::id())?, crate::server::cpu_busy(0));
     for h in handles {
         families.extend(h.await?);
     }
     let mut out = std::mem::take(&mut shared.borrow_mut().out);
-    out.server_cpu = server1.saturating_sub(server0);
+    out.instance_cpu = server1.iter().zip(&server0).map(|(b, a)| b.saturating_sub(*a)).collect();
+    out.server_cpu = out.instance_cpu.iter().sum();
+    out.db_cpu = db0.zip(db1).map(|(a, b)| b.saturating_sub(a));
     out.client_cpu = client1.saturating_sub(client0);
     out.cpu0_busy = busy1.saturating_sub(busy0);
     Ok(out)

@@ -78,6 +78,18 @@ impl PostgresServer {
         self.port
     }
 
+    /// The temp dir holding the cluster (`data/`) and the server log (`log`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The postmaster's pid, from `data/postmaster.pid` (its first line).
+    pub fn postmaster_pid(&self) -> anyhow::Result<u32> {
+        let path = self.dir.join("data/postmaster.pid");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        text.lines().next().and_then(|l| l.trim().parse().ok()).with_context(|| format!("no pid in {}", path.display()))
+    }
+
     /// Stops the server (an outage), keeping its data for [`Self::resume`].
     pub fn pause(&self) -> anyhow::Result<()> {
         let mut cmd = self.command(&self.pg_ctl);
