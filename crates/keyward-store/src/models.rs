@@ -4,7 +4,7 @@ use crate::schema::*;
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = users)]
+#[diesel(table_name = users, treat_none_as_default_value = false)]
 pub struct User {
     pub id: String,
     pub email: String,
@@ -18,7 +18,7 @@ pub struct User {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = signing_keys)]
+#[diesel(table_name = signing_keys, treat_none_as_default_value = false)]
 pub struct SigningKeyRow {
     pub kid: String,
     pub alg: String,
@@ -33,7 +33,7 @@ pub struct SigningKeyRow {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = login_attempts)]
+#[diesel(table_name = login_attempts, treat_none_as_default_value = false)]
 pub struct LoginAttempt {
     pub id: String,
     pub browser_hash: String,
@@ -49,7 +49,7 @@ pub struct LoginAttempt {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = email_challenges)]
+#[diesel(table_name = email_challenges, treat_none_as_default_value = false)]
 pub struct EmailChallenge {
     pub id: String,
     pub attempt_id: String,
@@ -68,7 +68,7 @@ pub struct EmailChallenge {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = sessions)]
+#[diesel(table_name = sessions, treat_none_as_default_value = false)]
 pub struct Session {
     pub id_hash: String,
     pub user_id: String,
@@ -81,7 +81,7 @@ pub struct Session {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = authorization_codes)]
+#[diesel(table_name = authorization_codes, treat_none_as_default_value = false)]
 pub struct AuthorizationCode {
     pub code_hash: String,
     pub grant_id: String,
@@ -103,7 +103,7 @@ pub struct AuthorizationCode {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = passkeys)]
+#[diesel(table_name = passkeys, treat_none_as_default_value = false)]
 pub struct PasskeyRow {
     /// base64url of the credential id.
     pub credential_id: String,
@@ -117,7 +117,7 @@ pub struct PasskeyRow {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = webauthn_ceremonies)]
+#[diesel(table_name = webauthn_ceremonies, treat_none_as_default_value = false)]
 pub struct Ceremony {
     pub id: String,
     /// `register` or `login`.
@@ -130,7 +130,7 @@ pub struct Ceremony {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = recovery_codes)]
+#[diesel(table_name = recovery_codes, treat_none_as_default_value = false)]
 pub struct RecoveryCode {
     pub code_hash: String,
     pub user_id: String,
@@ -139,7 +139,7 @@ pub struct RecoveryCode {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = audit_events)]
+#[diesel(table_name = audit_events, treat_none_as_default_value = false)]
 pub struct AuditEvent {
     pub id: String,
     pub at: i64,
@@ -151,7 +151,7 @@ pub struct AuditEvent {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = grants)]
+#[diesel(table_name = grants, treat_none_as_default_value = false)]
 pub struct Grant {
     pub id: String,
     pub client_id: String,
@@ -170,7 +170,7 @@ pub struct Grant {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = refresh_tokens)]
+#[diesel(table_name = refresh_tokens, treat_none_as_default_value = false)]
 pub struct RefreshToken {
     pub token_hash: String,
     pub grant_id: String,
@@ -181,7 +181,7 @@ pub struct RefreshToken {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = consents)]
+#[diesel(table_name = consents, treat_none_as_default_value = false)]
 pub struct Consent {
     pub user_id: String,
     pub client_id: String,
@@ -190,7 +190,7 @@ pub struct Consent {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = logout_deliveries)]
+#[diesel(table_name = logout_deliveries, treat_none_as_default_value = false)]
 pub struct LogoutDelivery {
     pub id: String,
     pub client_id: String,
