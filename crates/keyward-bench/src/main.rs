@@ -317,7 +317,7 @@ async fn bench(args: &Args, bin: &Path, debug_build: bool, pinned: bool) -> anyh
         }
     }
     report.peak_rss_kib = server.memory()?.hwm_kib;
-    // Both instances drain at once (each waits its shutdown_delay_seconds).
+    // Both instances drain at once (shutdown_delay_seconds is 0 in the bench config).
     let (a, b) = tokio::join!(server.stop(), async {
         match second {
             Some(s) => s.stop().await,

@@ -122,6 +122,8 @@ first_party = true
 issuer = "{issuer}"
 listen = "127.0.0.1:{port}"
 data_dir = "{data}"
+# No load balancer to drain away from: stop at once on SIGTERM.
+shutdown_delay_seconds = 0
 
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
