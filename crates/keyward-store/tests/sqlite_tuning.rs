@@ -84,3 +84,73 @@ fn wal_checkpoints_run_in_the_background_not_inside_commits() {
 fn postgres_has_no_separate_writer() {
     assert!(connect_writer("postgres://keyward@127.0.0.1:1/none").expect("no connection is opened").is_none());
 }
+
+/// Migration 6 rebuilds `authorization_codes` without its unique `grant_id` index and
+/// `refresh_tokens` as a WITHOUT ROWID table, and drops indexes nothing read. A database in use when it runs keeps every code and
+/// refresh token, and they still work (single use, reuse detection, cascades).
+#[test]
+fn upgrading_to_lean_tables_keeps_live_codes_and_refresh_tokens() {
+    use diesel::Connection;
+    use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+    use keyward_store::repo;
+    use keyward_store::repo::codes::Redemption;
+    const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+    let (file, _) = temp_db();
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let mut raw = diesel::SqliteConnection::establish(file.to_str().unwrap()).unwrap();
+    diesel::connection::SimpleConnection::batch_execute(&mut raw, "PRAGMA foreign_keys = ON;").unwrap();
+    for _ in 0..5 {
+        raw.run_next_migration(MIGRATIONS).expect("migrations 1–5");
+    }
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut raw,
+        "INSERT INTO users (id, email, email_verified, created_at) VALUES ('u1', 'a@example.com', 1, 0);
+         INSERT INTO grants (id, client_id, user_id, session_hash, scope, auth_time, amr, created_at, expires_at)
+             VALUES ('g1', 'app', 'u1', 's1', 'openid offline_access', 0, '[\"otp\"]', 0, 9999999999);
+         INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ('rt-live', 'g1', 0, 9999999999);
+         INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, used_at) VALUES ('rt-spent', 'g1', 0, 9999999999, 5);
+         INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, user_id, session_hash, scope, nonce,
+             code_challenge, auth_time, amr, created_at, expires_at, claims)
+             VALUES ('code-1', 'g2', 'app', 'https://app.example/cb', 'u1', 's1', 'openid', 'n', 'ch', 0, '[\"otp\"]', 0, 9999999999, '');",
+    )
+    .unwrap();
+    assert_eq!(raw.run_pending_migrations(MIGRATIONS).expect("migration 6 and later").len(), 1, "exactly the new migration ran");
+
+    let mut schema = |name: &str| -> String {
+        #[derive(diesel::QueryableByName)]
+        struct Sql {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            sql: String,
+        }
+        diesel::sql_query(format!("SELECT sql FROM sqlite_master WHERE name = '{name}'"))
+            .get_results::<Sql>(&mut raw)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.sql)
+            .collect()
+    };
+    assert!(!schema("authorization_codes").contains("UNIQUE"), "no unique index on grant_id");
+    assert!(schema("refresh_tokens").contains("WITHOUT ROWID"));
+    assert!(schema("grants_expires").is_empty() && schema("authorization_codes_expires").is_empty());
+    assert!(!schema("authorization_codes_created").is_empty() && !schema("refresh_tokens_grant").is_empty());
+
+    let mut conn = keyward_store::DbConnection::Sqlite(raw);
+    // The code is still redeemable, once.
+    assert!(matches!(repo::codes::redeem(&mut conn, "code-1", 10).unwrap(), Redemption::Redeemed(..)));
+    assert!(matches!(repo::codes::redeem(&mut conn, "code-1", 11).unwrap(), Redemption::Replayed(g) if g == "g2"));
+    // The live refresh token still rotates once; the spent one is still known as spent.
+    let (live, grant) = repo::grants::find_refresh(&mut conn, "rt-live").unwrap().expect("live token kept");
+    assert_eq!((live.used_at, grant.id.as_str()), (None, "g1"));
+    assert!(repo::grants::use_refresh(&mut conn, "rt-live", 12).unwrap());
+    assert!(!repo::grants::use_refresh(&mut conn, "rt-live", 13).unwrap());
+    assert_eq!(repo::grants::find_refresh(&mut conn, "rt-spent").unwrap().expect("spent token kept").0.used_at, Some(5));
+    // Deleting the account still cascades to its codes, grants and refresh tokens.
+    diesel::sql_query("DELETE FROM users WHERE id = 'u1'").execute(&mut conn).unwrap();
+    let left = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM authorization_codes) + (SELECT count(*) FROM grants) + (SELECT count(*) FROM refresh_tokens) AS v",
+    )
+    .get_result::<Value>(&mut conn)
+    .unwrap();
+    assert_eq!(left.v, 0);
+}
