@@ -94,8 +94,20 @@ pub struct TestApp {
     child: Child,
 }
 
+/// A loopback port free right now, and never handed out before by this process: the port is
+/// released before Keyward binds it, so the kernel may offer it again (a test that picked
+/// `listen` and then asked for `metrics.listen` once got the same port twice).
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..100 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no fresh loopback port after 100 tries")
 }
 
 impl TestApp {
