@@ -79,12 +79,13 @@ impl Keyward {
                 _ => return redirect_error(E::InvalidRequest, "id_token_hint is not an ID token this provider issued to this client"),
             },
         };
-        let Some(token) = session_token else {
+        let not_signed_in = || {
             if request.prompt_has("none") {
                 return redirect_error(E::LoginRequired, "the user is not signed in");
             }
-            return Ok(Continue::LoginRequired);
+            Ok(Continue::LoginRequired)
         };
+        let Some(token) = session_token else { return not_signed_in() };
         // With a session cookie this nearly always ends in writing a code: read and write on
         // the writer connection, whose page cache the write leaves warm.
         let mut conn = self.writer()?;
@@ -95,12 +96,7 @@ impl Keyward {
         let usable = live.filter(|(s, _)| {
             fresh_enough(s) && !wants_page && request.satisfied_by(&s.amr) && hinted_sub.as_ref().is_none_or(|sub| *sub == s.user_id)
         });
-        let Some((session, _user)) = usable else {
-            if request.prompt_has("none") {
-                return redirect_error(E::LoginRequired, "the user is not signed in");
-            }
-            return Ok(Continue::LoginRequired);
-        };
+        let Some((session, _user)) = usable else { return not_signed_in() };
         if self.needs_consent(&mut conn, request, &session.user_id)? {
             if request.prompt_has("none") {
                 return redirect_error(E::ConsentRequired, "the user has not consented to this app yet");
