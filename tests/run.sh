@@ -101,3 +101,8 @@ step "benchmark regression guard (keyward-bench --quick, debug build)"
 # A few seconds of W1–W4 against the debug keyward that the tests above built: fails only on
 # errors or on W1 far below its budget (see docs/performance.md), so no release build is needed.
 cargo run --quiet -p keyward-bench -- --quick --keyward "${CARGO_TARGET_DIR:-target}/debug/keyward"
+
+step "scale-out guard (keyward-bench --quick --postgres: one and two instances on one PostgreSQL)"
+# W1/W2 through one instance, then through two sharing a throwaway PostgreSQL: any error (a
+# code, session or refresh token that does not work at the other instance) fails the run.
+cargo run --quiet -p keyward-bench -- --quick --postgres --keyward "${CARGO_TARGET_DIR:-target}/debug/keyward"
