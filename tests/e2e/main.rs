@@ -11,6 +11,7 @@ mod browser;
 mod cli;
 mod client_auth;
 mod common;
+mod cross_device_takeover;
 mod email_code;
 mod faults;
 mod grant_steps;

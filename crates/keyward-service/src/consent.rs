@@ -92,6 +92,8 @@ impl Keyward {
             approval_number: None,
             approved_at: None,
             offer_session_hash: Some(session_hash.to_owned()),
+            approved_challenge_id: None,
+            approved_email: None,
         };
         repo::attempts::insert(&mut *self.conn()?, &row)?;
         Ok(id)

@@ -74,7 +74,8 @@ impl Keyward {
             let Some(typed) = typed else { return Ok(LinkOutcome::NumberNeeded) };
             let expected = attempt.approval_number.map(|n| n.to_string()).unwrap_or_default();
             if !expected.is_empty() && constant_time_eq(typed, &expected) {
-                if !repo::attempts::consume_challenge(c, &challenge.id, now)? || !repo::attempts::approve(c, &attempt.id, now)? {
+                if !repo::attempts::consume_challenge(c, &challenge.id, now)? || !repo::attempts::approve(c, &attempt.id, &challenge, now)?
+                {
                     return Ok(LinkOutcome::Gone);
                 }
                 tracing::info!("sign-in approved from another device");
@@ -87,15 +88,21 @@ impl Keyward {
         })
     }
 
-    /// The waiting browser's step after another device approved its attempt.
+    /// The waiting browser's step after another device approved its attempt: signs in exactly
+    /// the address whose link carried the number, once. Never "the attempt's latest challenge":
+    /// the person in this browser may have asked for codes to several addresses, and only the
+    /// one approved on the other device proves anything (issue 14, finding 1).
     pub fn continue_approved(&self, attempt_id: &str, browser_id: &str) -> Result<Option<SignedIn>, ServiceError> {
         keyward_store::write_transaction(&mut *self.writer()?, |c| {
             let Some((attempt, _)) = self.attempt_for(c, attempt_id, browser_id)? else { return Ok(None) };
-            if attempt.approved_at.is_none() {
+            let (Some(_), Some(challenge_id), Some(email)) = (attempt.approved_at, attempt.approved_challenge_id, attempt.approved_email)
+            else {
+                return Ok(None);
+            };
+            if !repo::attempts::take_approval(c, attempt_id, &challenge_id)? {
                 return Ok(None);
             }
-            let Some(challenge) = repo::attempts::latest_challenge(c, attempt_id)? else { return Ok(None) };
-            Ok(self.complete_sign_in(c, attempt_id, browser_id, &challenge.email, "email_link_cross_device", false)?.ok())
+            Ok(self.complete_sign_in(c, attempt_id, browser_id, &email, "email_link_cross_device", false)?.ok())
         })
     }
 }

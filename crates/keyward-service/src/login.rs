@@ -103,6 +103,8 @@ impl Keyward {
             approval_number: None,
             approved_at: None,
             offer_session_hash: None,
+            approved_challenge_id: None,
+            approved_email: None,
         };
         repo::attempts::insert(&mut *self.conn()?, &row)?;
         Ok(id)
@@ -155,30 +157,35 @@ impl Keyward {
         email: &Email,
         requested_from: &str,
     ) -> Result<CodeRequest, ServiceError> {
-        // Hash first, with no connection held: Argon2 is the slow part.
+        let now = self.now();
+        let limits = &self.config().limits;
+        // The attempt and the send limits come first, so a refused request costs no Argon2
+        // work (issue 14, finding 6), and a refused request writes nothing: the limits are
+        // counted together or not at all (finding 22).
+        let (attempt, request, deliverable) = {
+            let mut conn = self.conn()?;
+            let Some((attempt, request)) = self.attempt_for(&mut conn, attempt_id, browser_id)? else {
+                return Ok(CodeRequest::AttemptGone);
+            };
+            let window = limits.send_window_seconds;
+            let address_key = format!("send:address:{}", hash_secret(email.as_str()));
+            let net_key = format!("send:net:{requested_from}");
+            let keys = [(address_key.as_str(), window, limits.sends_per_address), (net_key.as_str(), window, limits.sends_per_ip)];
+            if let Some((which, retry_after)) = repo::limits::hit_all(&mut conn, &keys, now)? {
+                let limit = if which == 0 { "address" } else { "net" };
+                tracing::info!(limit, "sign-in email limit reached");
+                return Ok(CodeRequest::Limited { retry_after });
+            }
+            let deliverable = match repo::users::find_by_email(&mut conn, email.as_str())? {
+                Some(u) => u.disabled_at.is_none() && u.email_sign_in && !request.requires_passkey(),
+                None => self.signup_allowed(email) && !request.requires_passkey(),
+            };
+            (attempt, request, deliverable)
+        };
+        // Hashed for every address, deliverable or not, so the answer takes the same time.
         let code = email_code::generate(&mut rand::rng());
         let code_hash = self.argon2.hash_password(code.as_bytes()).map_err(|e| ServiceError::Crypto(e.to_string()))?.to_string();
         let link_token = random_token(&mut rand::rng());
-        let now = self.now();
-        let limits = &self.config().limits;
-        let mut conn = self.conn()?;
-        let Some((attempt, request)) = self.attempt_for(&mut conn, attempt_id, browser_id)? else {
-            return Ok(CodeRequest::AttemptGone);
-        };
-        let window = limits.send_window_seconds;
-        for (key, limit) in [
-            (format!("send:address:{}", hash_secret(email.as_str())), limits.sends_per_address),
-            (format!("send:net:{requested_from}"), limits.sends_per_ip),
-        ] {
-            if let Some(retry_after) = repo::limits::hit(&mut conn, &key, window, limit, now)? {
-                tracing::info!(limit = %key.split(':').nth(1).unwrap_or(""), "sign-in email limit reached");
-                return Ok(CodeRequest::Limited { retry_after });
-            }
-        }
-        let deliverable = match repo::users::find_by_email(&mut conn, email.as_str())? {
-            Some(u) => u.disabled_at.is_none() && u.email_sign_in && !request.requires_passkey(),
-            None => self.signup_allowed(email) && !request.requires_passkey(),
-        };
         let row = EmailChallenge {
             id: random_token(&mut rand::rng()),
             attempt_id: attempt.id.clone(),
@@ -193,10 +200,10 @@ impl Keyward {
             requested_from: requested_from.to_owned(),
         };
         let number = rand::rng().random_range(10..100);
-        keyward_store::write_transaction(&mut *self.writer()?, |c| {
-            repo::attempts::replace_challenge(c, &row)?;
-            repo::attempts::set_approval_number(c, &attempt.id, number)
-        })?;
+        let replaced = keyward_store::write_transaction(&mut *self.writer()?, |c| repo::attempts::replace_challenge(c, &row, number))?;
+        if !replaced {
+            return Ok(CodeRequest::AttemptGone);
+        }
         if !deliverable {
             return Ok(CodeRequest::Suppressed);
         }
@@ -211,10 +218,37 @@ impl Keyward {
     }
 
     /// Records the outcome of sending a challenge's email; a failure withdraws its code and link.
+    /// Where the sign-up policy would not have mailed an unknown address (invite only, a domain
+    /// outside the allowed ones), telling the person the email failed would tell them that the
+    /// address has an account (issue 14, finding 11): there the failed challenge is recorded
+    /// as suppressed, which answers exactly as an unknown address does, and the failure is
+    /// only logged and counted.
     pub fn record_delivery(&self, challenge_id: &str, delivered: bool) -> Result<(), ServiceError> {
-        let status = if delivered { "sent" } else { "failed" };
-        repo::attempts::set_delivery(&mut *self.conn()?, challenge_id, status, self.now())?;
+        let mut conn = self.conn()?;
+        let status = if delivered {
+            "sent"
+        } else {
+            let email = repo::attempts::challenge_email(&mut conn, challenge_id)?;
+            match email.as_deref().map(Email::parse) {
+                Some(Ok(e)) if !self.signup_allowed(&e) => {
+                    tracing::warn!("sign-in email failed; the person is told nothing, as for an address without an account");
+                    "suppressed"
+                }
+                _ => "failed",
+            }
+        };
+        repo::attempts::set_delivery(&mut conn, challenge_id, status, self.now())?;
         Ok(())
+    }
+
+    /// True when this browser finished the attempt (signed in with it): a late page load or
+    /// status poll for it is not an error (issue 14, finding 17).
+    pub fn attempt_finished_here(&self, attempt_id: &str, browser_id: &str) -> Result<bool, ServiceError> {
+        let Some(attempt) = repo::attempts::find(&mut *self.conn()?, attempt_id)? else { return Ok(false) };
+        // A cancelled attempt is expired as well (`repo::attempts::cancel`): that one is gone.
+        Ok(attempt.completed_at.is_some()
+            && attempt.expires_at > self.now()
+            && constant_time_eq(&attempt.browser_hash, &hash_secret(browser_id)))
     }
 
     pub(crate) fn signup_allowed(&self, email: &Email) -> bool {

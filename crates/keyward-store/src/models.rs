@@ -46,6 +46,10 @@ pub struct LoginAttempt {
     pub approved_at: Option<i64>,
     /// Set while a finished sign-in shows the passkey offer: the session that will answer.
     pub offer_session_hash: Option<String>,
+    /// The challenge another device approved (its link and number), and its address: continuing
+    /// signs in exactly this address, once.
+    pub approved_challenge_id: Option<String>,
+    pub approved_email: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -36,6 +36,8 @@ diesel::table! {
         approval_number -> Nullable<Integer>,
         approved_at -> Nullable<BigInt>,
         offer_session_hash -> Nullable<Text>,
+        approved_challenge_id -> Nullable<Text>,
+        approved_email -> Nullable<Text>,
     }
 }
 

@@ -51,6 +51,8 @@ fn seed(pool: &Pool) {
             approval_number: None,
             approved_at: None,
             offer_session_hash: None,
+            approved_challenge_id: None,
+            approved_email: None,
         },
     )
     .unwrap();
@@ -69,6 +71,7 @@ fn seed(pool: &Pool) {
             delivery: "sent".into(),
             requested_from: String::new(),
         },
+        0,
     )
     .unwrap();
     repo::codes::insert(

@@ -10,6 +10,11 @@ pub fn insert(conn: &mut DbConnection, row: &LoginAttempt) -> QueryResult<()> {
     diesel::insert_into(la::table).values(row).execute(conn).map(|_| ())
 }
 
+/// An attempt in any state.
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<LoginAttempt>> {
+    la::table.find(id).select(LoginAttempt::as_select()).first(conn).optional()
+}
+
 /// A live, unfinished attempt.
 pub fn find_live(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<Option<LoginAttempt>> {
     la::table
@@ -26,13 +31,31 @@ pub fn complete(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<bool
     diesel::update(la::table.find(id).filter(la::completed_at.is_null())).set(la::completed_at.eq(now)).execute(conn).map(|n| n == 1)
 }
 
-/// Stores a new challenge and kills every earlier one of the attempt: only the latest code
-/// works (CHECKLIST D3).
-pub fn replace_challenge(conn: &mut DbConnection, row: &EmailChallenge) -> QueryResult<()> {
+/// Stores a new challenge for an open attempt and kills every earlier one: only the latest
+/// code and link work (CHECKLIST D3). The attempt row is updated first, which locks it until
+/// the transaction ends (PostgreSQL's row lock, as `SELECT … FOR UPDATE` takes; SQLite's
+/// single writer): two concurrent requests for one attempt take turns, so the second always
+/// sees and kills the first's challenge and one live challenge remains. The same update gives
+/// the attempt a new approval number and withdraws any approval another device gave, so an
+/// approval never carries over to a challenge it did not approve (issue 14, finding 1).
+/// False when the attempt is no longer open.
+pub fn replace_challenge(conn: &mut DbConnection, row: &EmailChallenge, approval_number: i32) -> QueryResult<bool> {
+    let open = diesel::update(la::table.find(&row.attempt_id).filter(la::completed_at.is_null()))
+        .set((
+            la::approval_number.eq(approval_number),
+            la::approved_at.eq(None::<i64>),
+            la::approved_challenge_id.eq(None::<String>),
+            la::approved_email.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    if open != 1 {
+        return Ok(false);
+    }
     diesel::update(ec::table.filter(ec::attempt_id.eq(&row.attempt_id)).filter(ec::consumed_at.is_null()))
         .set(ec::consumed_at.eq(row.created_at))
         .execute(conn)?;
-    diesel::insert_into(ec::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(ec::table).values(row).execute(conn)?;
+    Ok(true)
 }
 
 /// The attempt's live challenge, if any.
@@ -40,7 +63,7 @@ pub fn current_challenge(conn: &mut DbConnection, attempt_id: &str) -> QueryResu
     ec::table
         .filter(ec::attempt_id.eq(attempt_id))
         .filter(ec::consumed_at.is_null())
-        .order(ec::created_at.desc())
+        .order((ec::created_at.desc(), ec::id.desc()))
         .select(EmailChallenge::as_select())
         .first(conn)
         .optional()
@@ -80,6 +103,11 @@ pub fn find_by_link(conn: &mut DbConnection, link_hash: &str, now: i64) -> Query
         .optional()
 }
 
+/// The address a challenge was sent to.
+pub fn challenge_email(conn: &mut DbConnection, challenge_id: &str) -> QueryResult<Option<String>> {
+    ec::table.find(challenge_id).select(ec::email).first(conn).optional()
+}
+
 /// Records how the email went. A failed delivery kills the code and link at once, so no
 /// usable secret is left behind.
 pub fn set_delivery(conn: &mut DbConnection, challenge_id: &str, delivery: &str, now: i64) -> QueryResult<()> {
@@ -93,23 +121,39 @@ pub fn set_delivery(conn: &mut DbConnection, challenge_id: &str, delivery: &str,
 }
 
 /// The newest challenge of the attempt, used or not (to tell the person what happened to it).
+/// `created_at` has whole seconds, so a live challenge wins a tie (a replaced one was killed
+/// by it), then the id: the answer never depends on the order rows happen to come back in.
 pub fn latest_challenge(conn: &mut DbConnection, attempt_id: &str) -> QueryResult<Option<EmailChallenge>> {
-    ec::table.filter(ec::attempt_id.eq(attempt_id)).order(ec::created_at.desc()).select(EmailChallenge::as_select()).first(conn).optional()
+    ec::table
+        .filter(ec::attempt_id.eq(attempt_id))
+        .order((ec::created_at.desc(), ec::consumed_at.is_null().desc(), ec::id.desc()))
+        .select(EmailChallenge::as_select())
+        .first(conn)
+        .optional()
 }
 
-pub fn set_approval_number(conn: &mut DbConnection, attempt_id: &str, number: i32) -> QueryResult<()> {
-    diesel::update(la::table.find(attempt_id))
-        .set((la::approval_number.eq(number), la::approved_at.eq(None::<i64>)))
-        .execute(conn)
-        .map(|_| ())
-}
-
-/// Approves an unfinished attempt from another device; false if it was not open.
-pub fn approve(conn: &mut DbConnection, attempt_id: &str, now: i64) -> QueryResult<bool> {
+/// Approves an unfinished attempt from another device for exactly the challenge whose link
+/// carried the right number (and its address); false if the attempt was not open.
+pub fn approve(conn: &mut DbConnection, attempt_id: &str, challenge: &EmailChallenge, now: i64) -> QueryResult<bool> {
     diesel::update(la::table.find(attempt_id).filter(la::completed_at.is_null()).filter(la::approved_at.is_null()))
-        .set(la::approved_at.eq(now))
+        .set((la::approved_at.eq(now), la::approved_challenge_id.eq(&challenge.id), la::approved_email.eq(&challenge.email)))
         .execute(conn)
         .map(|n| n == 1)
+}
+
+/// Takes the approval of an open attempt, once, if it is still the one for `challenge_id`:
+/// false when a newer code request withdrew it or another request took it first.
+pub fn take_approval(conn: &mut DbConnection, attempt_id: &str, challenge_id: &str) -> QueryResult<bool> {
+    diesel::update(
+        la::table
+            .find(attempt_id)
+            .filter(la::completed_at.is_null())
+            .filter(la::approved_at.is_not_null())
+            .filter(la::approved_challenge_id.eq(challenge_id)),
+    )
+    .set((la::approved_at.eq(None::<i64>), la::approved_challenge_id.eq(None::<String>)))
+    .execute(conn)
+    .map(|n| n == 1)
 }
 
 /// Ends an attempt and every code and link sent for it.
@@ -117,7 +161,11 @@ pub fn cancel(conn: &mut DbConnection, attempt_id: &str, now: i64) -> QueryResul
     diesel::update(ec::table.filter(ec::attempt_id.eq(attempt_id)).filter(ec::consumed_at.is_null()))
         .set(ec::consumed_at.eq(now))
         .execute(conn)?;
-    diesel::update(la::table.find(attempt_id).filter(la::completed_at.is_null())).set(la::completed_at.eq(now)).execute(conn)?;
+    // Expired as well as finished: unlike a sign-in, a cancelled attempt was not finished by
+    // its browser (see `attempt_finished_here`).
+    diesel::update(la::table.find(attempt_id).filter(la::completed_at.is_null()))
+        .set((la::completed_at.eq(now), la::expires_at.eq(now)))
+        .execute(conn)?;
     Ok(())
 }
 

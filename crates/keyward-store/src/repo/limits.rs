@@ -28,7 +28,12 @@ pub fn hit(conn: &mut DbConnection, key: &str, window_secs: i64, limit: i32, now
         match start {
             Some(start) => return Ok(Some((start + window_secs - now).max(1))),
             None => {
-                match diesel::insert_into(rl::table).values((rl::key.eq(key), rl::window_start.eq(now), rl::hits.eq(1))).execute(conn) {
+                // In a savepoint, so that losing the race does not abort a caller's transaction
+                // on PostgreSQL.
+                let inserted = conn.transaction(|c| {
+                    diesel::insert_into(rl::table).values((rl::key.eq(key), rl::window_start.eq(now), rl::hits.eq(1))).execute(c)
+                });
+                match inserted {
                     Ok(_) => return Ok(None),
                     // Another request inserted it first: count again.
                     Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => continue,
@@ -38,6 +43,28 @@ pub fn hit(conn: &mut DbConnection, key: &str, window_secs: i64, limit: i32, now
         }
     }
     Ok(Some(1))
+}
+
+/// Counts one hit on each of `limits` (key, window seconds, limit) — all of them, or, when
+/// one is reached, none: a refused request changes nothing (issue 14, finding 22). `Ok(None)`
+/// when allowed; `Ok(Some((index, seconds)))` names the first limit reached and when its
+/// window ends.
+pub fn hit_all(conn: &mut DbConnection, limits: &[(&str, i64, i32)], now: i64) -> QueryResult<Option<(usize, i64)>> {
+    let mut refused = None;
+    let outcome = crate::write_transaction(conn, |c| {
+        for (i, (key, window, limit)) in limits.iter().enumerate() {
+            if let Some(retry_after) = hit(c, key, *window, *limit, now)? {
+                refused = Some((i, retry_after));
+                return Err(diesel::result::Error::RollbackTransaction);
+            }
+        }
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => Ok(None),
+        Err(diesel::result::Error::RollbackTransaction) if refused.is_some() => Ok(refused),
+        Err(e) => Err(e),
+    }
 }
 
 /// Forgets `key` (after a success resets a failure counter).

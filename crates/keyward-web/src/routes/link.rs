@@ -111,10 +111,20 @@ pub async fn status(req: HttpRequest, state: State, q: web::Query<AttemptQuery>)
     let attempt = q.into_inner().attempt.unwrap_or_default();
     let browser_id = cookies::get(&req, cookies::BROWSER).unwrap_or_default();
     let kw = state.kw.clone();
-    let view = blocking(move || kw.attempt_view(&attempt, &browser_id)).await.map_err(WebError::ApiInternal)?;
+    // `finished`: this browser already signed in with the attempt (a poll that lands while the
+    // browser is on its way to the app must not turn that into an error).
+    let view = blocking(move || {
+        let view = kw.attempt_view(&attempt, &browser_id)?;
+        let finished = view.is_none() && kw.attempt_finished_here(&attempt, &browser_id)?;
+        Ok((view, finished))
+    })
+    .await
+    .map_err(WebError::ApiInternal)?;
     let body = match view {
-        Some(v) => serde_json::json!({ "approved": v.approved, "mail_failed": v.delivery.as_deref() == Some("failed"), "gone": false }),
-        None => serde_json::json!({ "approved": false, "mail_failed": false, "gone": true }),
+        (Some(v), _) => {
+            serde_json::json!({ "approved": v.approved, "mail_failed": v.delivery.as_deref() == Some("failed"), "gone": false, "finished": false })
+        }
+        (None, finished) => serde_json::json!({ "approved": false, "mail_failed": false, "gone": !finished, "finished": finished }),
     };
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(body))
 }

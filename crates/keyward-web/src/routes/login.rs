@@ -196,7 +196,21 @@ async fn code_form(
     let browser_id = cookies::get(req, cookies::BROWSER).ok_or_else(attempt_gone)?;
     let kw = state.kw.clone();
     let (a, b) = (attempt.to_owned(), browser_id);
-    let view = blocking(move || kw.attempt_view(&a, &b)).await.map_err(WebError::PageInternal)?;
+    let (view, finished) = blocking(move || {
+        let view = kw.attempt_view(&a, &b)?;
+        let finished = view.is_none() && kw.attempt_finished_here(&a, &b)?;
+        Ok((view, finished))
+    })
+    .await
+    .map_err(WebError::PageInternal)?;
+    if finished {
+        // Finished in this browser (a reload, or a page left open in another tab): no error.
+        return Ok(crate::pages::notice(
+            "You're signed in",
+            "This sign-in is complete.",
+            Some("If the app didn't open, go back to it: it will continue without asking again."),
+        ));
+    }
     let Some(view) = view else { return Err(attempt_gone()) };
     let Some(email) = view.email else {
         return Ok(see_other(&format!("/login?attempt={attempt}")));
