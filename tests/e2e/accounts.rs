@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 /// Runs a CLI command off the test's runtime, which must keep serving the SMTP sink.
-async fn keyward(app: &TestApp, args: &[&str]) -> Output {
+pub(crate) async fn keyward(app: &TestApp, args: &[&str]) -> Output {
     let mut cmd = Command::new(bin());
     cmd.arg("--config").arg(app.config_path()).args(args).env_remove("KEYWARD_CONFIG");
     tokio::task::spawn_blocking(move || cmd.output().expect("keyward runs")).await.expect("joined")

@@ -95,20 +95,6 @@ async fn silent_authorize(app: &TestApp, browser: &Browser) -> anyhow::Result<St
     browser.get(&flow.url).await?.redirect_to(&app.issuer)
 }
 
-/// Runs `f` on a connection to the app's database (gray-box).
-async fn with_db<T: Send + 'static>(
-    app: &TestApp,
-    f: impl FnOnce(&mut keyward_store::DbConnection) -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    let url = app.database_url.clone();
-    tokio::task::spawn_blocking(move || {
-        let pool = keyward_store::connect(&url, 1)?;
-        let mut conn = pool.get()?;
-        f(&mut conn)
-    })
-    .await?
-}
-
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
 }

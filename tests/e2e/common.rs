@@ -137,3 +137,17 @@ pub async fn sign_in_by_email(app: &TestApp, browser: &Browser, authorize_url: &
     }
     done.redirect_to(&app.issuer)
 }
+
+/// Runs `f` on a connection of its own to the app's database, on a blocking thread (gray-box).
+pub async fn with_db<T: Send + 'static>(
+    app: &TestApp,
+    f: impl FnOnce(&mut keyward_store::DbConnection) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let url = app.database_url.clone();
+    tokio::task::spawn_blocking(move || {
+        let pool = keyward_store::connect(&url, 1)?;
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await?
+}

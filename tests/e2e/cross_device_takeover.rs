@@ -46,7 +46,8 @@ async fn open_attempt(app: &TestApp) -> anyhow::Result<Attempt> {
 /// POST /login/email from the attempt's browser, without waiting for the mail.
 async fn ask_for_code(url: String, http: reqwest::Client, attempt: String, csrf: String, email: String) -> anyhow::Result<()> {
     let resp = http.post(url).form(&[("attempt", attempt.as_str()), ("csrf", csrf.as_str()), ("email", email.as_str())]).send().await?;
-    anyhow::ensure!(resp.status() == 303, "asking for a code answered {}", resp.status());
+    let status = resp.status();
+    anyhow::ensure!(status == 303, "asking for a code answered {status}: {}", resp.text().await.unwrap_or_default());
     Ok(())
 }
 
@@ -89,20 +90,6 @@ async fn postgres_app() -> anyhow::Result<TestApp> {
         ..Default::default()
     })
     .await
-}
-
-/// Runs `f` on a connection of its own to the app's database, on a blocking thread.
-async fn with_db<T: Send + 'static>(
-    app: &TestApp,
-    f: impl FnOnce(&mut keyward_store::DbConnection) -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    let url = app.database_url.clone();
-    tokio::task::spawn_blocking(move || {
-        let pool = keyward_store::connect(&url, 1)?;
-        let mut conn = pool.get()?;
-        f(&mut conn)
-    })
-    .await?
 }
 
 /// Live (unconsumed) challenges of the attempt, gray-box.

@@ -30,4 +30,5 @@ mod passkey_account;
 mod passkey_steps;
 mod passkeys;
 mod protocol_errors;
+mod sign_in_abuse;
 mod try_it;

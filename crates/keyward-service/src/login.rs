@@ -184,6 +184,7 @@ impl Keyward {
         };
         // Hashed for every address, deliverable or not, so the answer takes the same time.
         let code = email_code::generate(&mut rand::rng());
+        self.metrics.inc(crate::metrics::Family::Argon2, "op", "hash");
         let code_hash = self.argon2.hash_password(code.as_bytes()).map_err(|e| ServiceError::Crypto(e.to_string()))?.to_string();
         let link_token = random_token(&mut rand::rng());
         let row = EmailChallenge {
@@ -299,6 +300,7 @@ impl Keyward {
             ch
         };
         let normalized = email_code::normalize(typed).unwrap_or_default();
+        self.metrics.inc(crate::metrics::Family::Argon2, "op", "verify");
         if self.argon2.verify_password(normalized.as_bytes(), challenge.code_hash.as_str()).is_err() {
             let tries_left = MAX_ATTEMPTS - (challenge.failed_tries + 1);
             return Ok(Err(if tries_left <= 0 { CodeRejected::TooManyTries } else { CodeRejected::Wrong { tries_left } }));

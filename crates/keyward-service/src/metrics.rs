@@ -18,10 +18,11 @@ pub enum Family {
     Emails,
     RateLimited,
     SignInFailures,
+    Argon2,
 }
 
 impl Family {
-    const ALL: [Family; 10] = [
+    const ALL: [Family; 11] = [
         Family::SignIns,
         Family::SignInFailures,
         Family::PasskeyRegistrations,
@@ -32,6 +33,7 @@ impl Family {
         Family::Logouts,
         Family::Emails,
         Family::RateLimited,
+        Family::Argon2,
     ];
 }
 
@@ -48,6 +50,7 @@ impl Family {
             Family::Emails => "keyward_emails_total",
             Family::RateLimited => "keyward_rate_limited_total",
             Family::SignInFailures => "keyward_sign_in_failures_total",
+            Family::Argon2 => "keyward_argon2_operations_total",
         }
     }
 
@@ -63,6 +66,7 @@ impl Family {
             Family::Emails => "Sign-in and notice emails by outcome (sent, failed).",
             Family::RateLimited => "Requests refused by a database-counted limit, by limit.",
             Family::SignInFailures => "Refused sign-in attempts by reason.",
+            Family::Argon2 => "Argon2 hashes of email codes by operation (hash, verify): the CPU and memory sign-in costs.",
         }
     }
 }
