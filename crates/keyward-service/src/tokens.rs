@@ -108,6 +108,7 @@ impl Keyward {
                         &scope,
                         &grant.claims,
                         "id_token",
+                        &client.permitted_scope("email profile"),
                         &user.email,
                         user.email_verified,
                         user.name.as_deref(),
@@ -307,7 +308,10 @@ impl Keyward {
             return Ok(Err(OAuthError::new(E::InvalidToken, "the access token was revoked")));
         };
         let scope = Scopes::parse_with(&claims.scope, |_| true);
-        let released = ProfileClaims::release(&scope, &grant.claims, "userinfo", &user.email, user.email_verified, user.name.as_deref());
+        // A client removed from the config since has no scopes left to release claims for.
+        let allowed = self.config().client(&claims.client_id).map(|c| c.permitted_scope("email profile")).unwrap_or_default();
+        let released =
+            ProfileClaims::release(&scope, &grant.claims, "userinfo", &allowed, &user.email, user.email_verified, user.name.as_deref());
         let mut out = serde_json::to_value(released).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
         if let Some(map) = out.as_object_mut() {
             map.insert("sub".into(), user.id.into());
