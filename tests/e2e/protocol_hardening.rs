@@ -93,3 +93,54 @@ async fn f2_claims_parameter_never_bypasses_consent_or_client_scopes() -> anyhow
     assert_eq!(userinfo(&app, &s(&tokens, "access_token")?).await?["email"], "claims@example.com");
     Ok(())
 }
+
+const LOOPBACK_CLIENT: &str = r#"
+[[clients]]
+id = "native"
+name = "Native App"
+secret_hashes = ["SECRET_HASH"]
+redirect_uris = ["http://127.0.0.1:3000/callback"]
+first_party = true
+"#;
+
+#[tokio::test]
+async fn f18_loopback_redirect_uris_match_as_strings_and_never_500() -> anyhow::Result<()> {
+    let app = spawn(AppOptions {
+        extra: Some(LOOPBACK_CLIENT.replace("SECRET_HASH", &keyward_core::secret::hash_secret(SECRET))),
+        ..Default::default()
+    })
+    .await?;
+    let browser = Browser::new()?;
+    let registered = "http://127.0.0.1:3000/callback";
+    let bad = [
+        "http://127.0.0.1:3000/callback\r\nSet-Cookie: x=1",
+        "http://127.0.0.1:3000/callback\n",
+        "http://127.0.0.1:3000/callback\0",
+        "http://0x7f.1:3000\\callback",
+        "http://127.0.0.1:3000\\callback",
+        "http://127.0.0.1:3000/%63allback",
+    ];
+    let refused = |page: &keyward_testkit::browser::Page, uri: &str| {
+        assert_eq!(page.status, 400, "{uri:?}: {}", page.body);
+        assert!(page.location.is_none(), "no redirect for {uri:?}");
+        assert!(page.body.contains("not registered"), "the page says why");
+    };
+    // Without a session: the error page, never a 500.
+    for uri in bad {
+        refused(&browser.get(&authorize(&app, "native", uri, "openid", &[]).url).await?, uri);
+    }
+    // With a session: still the page, and no code is issued for such a URI.
+    let flow = authorize(&app, "native", registered, "openid", &[]);
+    let callback = sign_in(&app, &browser, &flow, "native@example.com").await?;
+    assert!(callback.starts_with(&format!("{registered}?code=")), "{callback}");
+    for uri in bad {
+        refused(&browser.get(&authorize(&app, "native", uri, "openid", &[]).url).await?, uri);
+    }
+    // RFC 8252 §7.3: another port on the loopback address is answered on that port.
+    let other_port = authorize(&app, "native", "http://127.0.0.1:51004/callback", "openid", &[]);
+    let back = browser.get(&other_port.url).await?.redirect_to(&app.issuer)?;
+    assert!(back.starts_with("http://127.0.0.1:51004/callback?code="), "{back}");
+    let (status, tokens) = exchange(&app, ("native", Some(SECRET)), &other_port, &back).await?;
+    assert_eq!(status, 200, "{tokens}");
+    Ok(())
+}

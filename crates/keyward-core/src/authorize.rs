@@ -258,9 +258,9 @@ fn check_client_and_redirect_uri<'c>(
         .one("redirect_uri")
         .map_err(|_| UntrustedRequest::DuplicateParameter("redirect_uri"))?
         .ok_or(UntrustedRequest::MissingRedirectUri)?;
-    // Answer on the URI as the client sent it (it matched a registration, RFC 8252 §7.3).
-    client.match_redirect_uri(requested).ok_or(UntrustedRequest::UnregisteredRedirectUri)?;
-    Ok((client, requested.to_owned()))
+    // Answer on the registered URI (with the request's port on loopback, RFC 8252 §7.3).
+    let redirect_uri = client.match_redirect_uri(requested).ok_or(UntrustedRequest::UnregisteredRedirectUri)?;
+    Ok((client, redirect_uri))
 }
 
 /// RFC 7636 §4.3–4.4 and RFC 9700 §2.1.1: S256 only; required for public clients and, unless
