@@ -144,3 +144,100 @@ async fn f18_loopback_redirect_uris_match_as_strings_and_never_500() -> anyhow::
     assert_eq!(status, 200, "{tokens}");
     Ok(())
 }
+
+const SIGNED_OUT: &str = "http://localhost:9999/signed-out";
+const APP: (&str, Option<&str>) = (CLIENT_ID, Some(CLIENT_SECRET));
+
+fn end_session_url(app: &TestApp, id_token: &str) -> String {
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("id_token_hint", id_token)
+        .append_pair("post_logout_redirect_uri", SIGNED_OUT)
+        .finish();
+    app.url(&format!("/end_session?{q}"))
+}
+
+/// Signs in with `offline_access`: (browser, first tokens).
+async fn signed_in(app: &TestApp, email: &str) -> anyhow::Result<(Browser, serde_json::Value)> {
+    let browser = Browser::new()?;
+    let flow = authorize(app, CLIENT_ID, CLIENT_REDIRECT, "openid offline_access", &[]);
+    let callback = sign_in(app, &browser, &flow, email).await?;
+    let (status, tokens) = exchange(app, APP, &flow, &callback).await?;
+    assert_eq!(status, 200, "{tokens}");
+    Ok((browser, tokens))
+}
+
+/// A code for the signed-in browser (single sign-on), not yet redeemed: (flow, callback).
+async fn sso_code(app: &TestApp, browser: &Browser) -> anyhow::Result<(Flow, String)> {
+    let flow = authorize(app, CLIENT_ID, CLIENT_REDIRECT, "openid offline_access", &[("prompt", "none")]);
+    let callback = browser.get(&flow.url).await?.redirect_to(&app.issuer)?;
+    assert!(param(&callback, "code").is_ok(), "{callback}");
+    Ok((flow, callback))
+}
+
+async fn cli(app: &TestApp, args: &[&str]) {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.arg("--config").arg(app.config_path()).args(args).env_remove("KEYWARD_CONFIG");
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("keyward runs")).await.expect("joined");
+    assert!(out.status.success(), "keyward {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn invalid_grant(answer: &(u16, serde_json::Value)) -> bool {
+    answer.0 == 400 && answer.1["error"] == "invalid_grant"
+}
+
+#[tokio::test]
+async fn f9_codes_and_refresh_die_with_a_logged_out_session_or_a_disabled_user() -> anyhow::Result<()> {
+    let app = spawn(AppOptions::default()).await?;
+
+    // A code issued to a session that then logs out does not redeem.
+    let (browser, tokens) = signed_in(&app, "leaver@example.com").await?;
+    let (flow, callback) = sso_code(&app, &browser).await?;
+    let out = browser.get(&end_session_url(&app, &s(&tokens, "id_token")?)).await?;
+    assert_eq!(out.status, 302, "{}", out.body);
+    let late = exchange(&app, APP, &flow, &callback).await?;
+    assert!(invalid_grant(&late), "a code of a logged-out session: {late:?}");
+
+    // Disabling an account: its unredeemed code does not redeem, its refresh tokens are
+    // revoked (and stay revoked when it is enabled again).
+    let (browser, tokens) = signed_in(&app, "gone@example.com").await?;
+    let (flow, callback) = sso_code(&app, &browser).await?;
+    cli(&app, &["users", "disable", "gone@example.com"]).await;
+    let late = exchange(&app, APP, &flow, &callback).await?;
+    assert!(invalid_grant(&late), "a code of a disabled account: {late:?}");
+    let refreshed = refresh(&app, APP, &s(&tokens, "refresh_token")?).await?;
+    assert!(invalid_grant(&refreshed), "{refreshed:?}");
+    cli(&app, &["users", "enable", "gone@example.com"]).await;
+    let refreshed = refresh(&app, APP, &s(&tokens, "refresh_token")?).await?;
+    assert!(invalid_grant(&refreshed), "disabling revoked the refresh family: {refreshed:?}");
+    assert_eq!(userinfo_status(&app, &s(&tokens, "access_token")?).await?, 401);
+    Ok(())
+}
+
+#[tokio::test]
+async fn f9_a_code_redeemed_while_its_session_logs_out_never_outlives_the_logout_on_postgres() -> anyhow::Result<()> {
+    let app = spawn(AppOptions { database: Database::Postgres, ..Default::default() }).await?;
+    for round in 0..4 {
+        let (browser, tokens) = signed_in(&app, &format!("racer{round}@example.com")).await?;
+        let id_token = s(&tokens, "id_token")?;
+        let (a, b, c) = (sso_code(&app, &browser).await?, sso_code(&app, &browser).await?, sso_code(&app, &browser).await?);
+        let logout = end_session_url(&app, &id_token);
+        // The codes redeemed at once, while the session logs out.
+        let (ra, rb, rc, out) = tokio::join!(
+            exchange(&app, APP, &a.0, &a.1),
+            exchange(&app, APP, &b.0, &b.1),
+            exchange(&app, APP, &c.0, &c.1),
+            browser.get(&logout)
+        );
+        assert_eq!(out?.status, 302);
+        for answer in [ra?, rb?, rc?] {
+            if answer.0 == 200 {
+                // Redeemed before the logout: the logout revoked what it got.
+                let after = refresh(&app, APP, &s(&answer.1, "refresh_token")?).await?;
+                assert!(invalid_grant(&after), "a grant outlived its session's logout: {after:?}");
+            } else {
+                assert!(invalid_grant(&answer), "{answer:?}");
+            }
+        }
+    }
+    Ok(())
+}
