@@ -241,3 +241,27 @@ async fn f9_a_code_redeemed_while_its_session_logs_out_never_outlives_the_logout
     }
     Ok(())
 }
+
+fn logout_token_claims(body: &str) -> anyhow::Result<serde_json::Value> {
+    let token = form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "logout_token").map(|(_, v)| v.into_owned());
+    jwt_payload(&token.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn f10_every_backchannel_logout_attempt_carries_a_fresh_logout_token() -> anyhow::Result<()> {
+    let receiver = Receiver::start(vec![500, 200]).await?;
+    let extra = format!("backchannel_logout_uri = \"http://127.0.0.1:{}/backchannel\"", receiver.port);
+    let app = spawn(AppOptions { client_extra: Some(extra), ..Default::default() }).await?;
+    let (browser, tokens) = signed_in(&app, "retry@example.com").await?;
+    let page = browser.get(&app.url(&format!("/end_session?id_token_hint={}", s(&tokens, "id_token")?))).await?;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // The first attempt gets a 500; the worker retries when the row is due (2 s later).
+    let bodies = receiver.wait_for(2, std::time::Duration::from_secs(15)).await?;
+    let (first, retry) = (logout_token_claims(&bodies[0])?, logout_token_claims(&bodies[1])?);
+    assert_ne!(first["jti"], retry["jti"], "a new jti per attempt");
+    let (iat1, iat2) = (first["iat"].as_i64().unwrap_or_default(), retry["iat"].as_i64().unwrap_or_default());
+    assert!(iat2 >= iat1 + 2, "the retry's token is minted at the retry: {first} then {retry}");
+    assert_eq!(retry["exp"].as_i64().unwrap_or_default(), iat2 + 120, "{retry}");
+    assert_eq!((&retry["sub"], &retry["sid"], &retry["aud"]), (&first["sub"], &first["sid"], &first["aud"]));
+    Ok(())
+}
