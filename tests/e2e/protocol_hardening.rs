@@ -265,3 +265,33 @@ async fn f10_every_backchannel_logout_attempt_carries_a_fresh_logout_token() -> 
     assert_eq!((&retry["sub"], &retry["sid"], &retry["aud"]), (&first["sub"], &first["sid"], &first["aud"]));
     Ok(())
 }
+
+#[tokio::test]
+async fn f23_an_over_long_id_token_hint_and_hidden_characters_in_emails_are_refused() -> anyhow::Result<()> {
+    let app = spawn(AppOptions::default()).await?;
+    let browser = Browser::new()?;
+    let long_hint = format!("eyJ{}", "A".repeat(8_200));
+
+    // /authorize: invalid_request naming the parameter, on the verified redirect URI.
+    let flow = authorize(&app, CLIENT_ID, CLIENT_REDIRECT, "openid", &[("id_token_hint", &long_hint)]);
+    let back = browser.get(&flow.url).await?.redirect_to(&app.issuer)?;
+    assert!(back.starts_with(CLIENT_REDIRECT), "{back}");
+    assert_eq!(param(&back, "error")?, "invalid_request");
+    assert!(param(&back, "error_description")?.contains("id_token_hint"), "{back}");
+    assert_eq!(param(&back, "state")?, flow.state);
+
+    // /end_session: the error page.
+    let page = browser.get(&app.url(&format!("/end_session?id_token_hint={long_hint}"))).await?;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.location.is_none() && page.body.contains("too long"), "{}", page.body);
+
+    // Invisible or bidi control characters in an address: refused with a clear message, no mail.
+    let (_, attempt, csrf) = open_login(&app, &browser, &authorize(&app, CLIENT_ID, CLIENT_REDIRECT, "openid", &[]).url).await?;
+    for email in ["a\u{202e}@example.com", "ad\u{200b}a@example.com", "\u{feff}ada@example.com"] {
+        let sent = browser.post_form(&app.url("/login/email"), &[("attempt", &attempt), ("csrf", &csrf), ("email", email)]).await?;
+        assert!(sent.status.is_client_error(), "{email:?}: {} {}", sent.status, sent.body);
+        assert!(sent.body.contains("hidden characters"), "{email:?}: {}", sent.body);
+    }
+    assert!(app.smtp.messages().is_empty(), "nothing was mailed");
+    Ok(())
+}

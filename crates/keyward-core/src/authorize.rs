@@ -225,7 +225,10 @@ pub fn validate_authorization_request<'c>(
         None => String::new(),
         Some(raw) => requested_claims(raw, client).map_err(|msg| fail(E::InvalidRequest, msg))?,
     };
-    let id_token_hint = get("id_token_hint").filter(|h| h.len() <= 8192).map(str::to_owned);
+    let id_token_hint = get("id_token_hint").map(str::to_owned);
+    if id_token_hint.as_ref().is_some_and(|h| h.len() > MAX_ID_TOKEN_HINT_LEN) {
+        return Err(fail(E::InvalidRequest, "id_token_hint is too long"));
+    }
     let acr_values: Vec<String> = get("acr_values").unwrap_or("").split(' ').filter(|a| !a.is_empty()).take(8).map(str::to_owned).collect();
 
     Ok((
@@ -282,6 +285,9 @@ fn check_pkce(
         (Some(c), Some(_)) => Ok(Some(c.to_owned())),
     }
 }
+
+/// The longest `id_token_hint` accepted (Keyward's own ID tokens are far shorter).
+pub const MAX_ID_TOKEN_HINT_LEN: usize = 8192;
 
 /// Claims Keyward can release on request, beyond what the scope gives.
 pub const REQUESTABLE_CLAIMS: &[&str] = &["email", "email_verified", "name"];
