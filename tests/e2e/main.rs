@@ -30,5 +30,6 @@ mod passkey_account;
 mod passkey_steps;
 mod passkeys;
 mod protocol_errors;
+mod protocol_hardening;
 mod sign_in_abuse;
 mod try_it;

@@ -43,6 +43,20 @@ impl AuthorizationRequest {
         self.prompt.iter().any(|p| p == value)
     }
 
+    /// The scopes the person must have consented to: `scope`, plus the scope carrying each
+    /// claim asked for by name with `claims` (OIDC Core §5.5; only claims whose scope the
+    /// client is allowed are kept on the request).
+    pub fn consent_scope(&self) -> crate::scope::Scopes {
+        let mut all = self.scope.clone();
+        for word in self.claims.split(' ') {
+            if let Some(s) = word.split_once(':').and_then(|(_, claim)| crate::claims::carrying_scope(claim)) {
+                all.push(' ');
+                all.push_str(s);
+            }
+        }
+        crate::scope::Scopes::parse_with(&all, |_| true)
+    }
+
     /// Whether the app asked for a passkey: `acr_values` names only phishing-resistant
     /// classes. (A list that also names a weaker class is satisfied by any sign-in.)
     pub fn requires_passkey(&self) -> bool {
@@ -209,9 +223,12 @@ pub fn validate_authorization_request<'c>(
     let login_hint = get("login_hint").filter(|h| h.len() <= 254).map(str::to_owned);
     let claims = match get("claims") {
         None => String::new(),
-        Some(raw) => requested_claims(raw).map_err(|msg| fail(E::InvalidRequest, msg))?,
+        Some(raw) => requested_claims(raw, client).map_err(|msg| fail(E::InvalidRequest, msg))?,
     };
-    let id_token_hint = get("id_token_hint").filter(|h| h.len() <= 8192).map(str::to_owned);
+    let id_token_hint = get("id_token_hint").map(str::to_owned);
+    if id_token_hint.as_ref().is_some_and(|h| h.len() > MAX_ID_TOKEN_HINT_LEN) {
+        return Err(fail(E::InvalidRequest, "id_token_hint is too long"));
+    }
     let acr_values: Vec<String> = get("acr_values").unwrap_or("").split(' ').filter(|a| !a.is_empty()).take(8).map(str::to_owned).collect();
 
     Ok((
@@ -244,9 +261,9 @@ fn check_client_and_redirect_uri<'c>(
         .one("redirect_uri")
         .map_err(|_| UntrustedRequest::DuplicateParameter("redirect_uri"))?
         .ok_or(UntrustedRequest::MissingRedirectUri)?;
-    // Answer on the URI as the client sent it (it matched a registration, RFC 8252 §7.3).
-    client.match_redirect_uri(requested).ok_or(UntrustedRequest::UnregisteredRedirectUri)?;
-    Ok((client, requested.to_owned()))
+    // Answer on the registered URI (with the request's port on loopback, RFC 8252 §7.3).
+    let redirect_uri = client.match_redirect_uri(requested).ok_or(UntrustedRequest::UnregisteredRedirectUri)?;
+    Ok((client, redirect_uri))
 }
 
 /// RFC 7636 §4.3–4.4 and RFC 9700 §2.1.1: S256 only; required for public clients and, unless
@@ -269,12 +286,17 @@ fn check_pkce(
     }
 }
 
+/// The longest `id_token_hint` accepted (Keyward's own ID tokens are far shorter).
+pub const MAX_ID_TOKEN_HINT_LEN: usize = 8192;
+
 /// Claims Keyward can release on request, beyond what the scope gives.
 pub const REQUESTABLE_CLAIMS: &[&str] = &["email", "email_verified", "name"];
 
 /// OIDC Core §5.5: `{"id_token": {"name": {"essential": true}}, "userinfo": {...}}`. Names
-/// Keyward does not hold are ignored (§5.5.1); anything that is not such an object is refused.
-fn requested_claims(raw: &str) -> Result<String, &'static str> {
+/// Keyward does not hold, and claims whose scope the client is not allowed, are omitted
+/// (§5.5.1: even an essential claim that cannot be released does not fail the request);
+/// anything that is not such an object is refused.
+fn requested_claims(raw: &str, client: &Client) -> Result<String, &'static str> {
     let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| "claims is not a JSON object")?;
     let obj = value.as_object().ok_or("claims is not a JSON object")?;
     let mut out = Vec::new();
@@ -282,7 +304,8 @@ fn requested_claims(raw: &str) -> Result<String, &'static str> {
         let Some(members) = obj.get(place) else { continue };
         let members = members.as_object().ok_or("claims.id_token and claims.userinfo must be JSON objects")?;
         for name in members.keys() {
-            if REQUESTABLE_CLAIMS.contains(&name.as_str()) {
+            let allowed = crate::claims::carrying_scope(name).is_some_and(|s| client.permitted_scope(s).contains(s));
+            if REQUESTABLE_CLAIMS.contains(&name.as_str()) && allowed {
                 out.push(format!("{place}:{name}"));
             }
         }

@@ -45,22 +45,38 @@ pub struct ProfileClaims {
     pub name: Option<String>,
 }
 
+/// The scope that carries `claim` (OIDC Core §5.4): a claim asked for by name with the
+/// `claims` parameter is released only where its scope is allowed and consented to.
+pub fn carrying_scope(claim: &str) -> Option<&'static str> {
+    match claim {
+        "email" | "email_verified" => Some("email"),
+        "name" => Some("profile"),
+        _ => None,
+    }
+}
+
 impl ProfileClaims {
     pub fn for_scope(scope: &crate::scope::Scopes, email: &str, email_verified: bool, name: Option<&str>) -> Self {
-        Self::release(scope, "", "", email, email_verified, name)
+        Self::release(scope, "", "", &crate::scope::Scopes::default(), email, email_verified, name)
     }
 
     /// Claims by scope, plus those asked for by name for `place` (`id_token` or `userinfo`)
-    /// with the `claims` parameter (`requested` as stored on the grant).
+    /// with the `claims` parameter (`requested` as stored on the grant) whose carrying scope
+    /// is in `allowed` (the client's permitted scopes; consent to them was checked before the
+    /// code was issued).
     pub fn release(
         scope: &crate::scope::Scopes,
         requested: &str,
         place: &str,
+        allowed: &crate::scope::Scopes,
         email: &str,
         email_verified: bool,
         name: Option<&str>,
     ) -> Self {
-        let asked = |claim: &str| requested.split(' ').any(|w| w.strip_prefix(place).and_then(|r| r.strip_prefix(':')) == Some(claim));
+        let asked = |claim: &str| {
+            carrying_scope(claim).is_some_and(|s| allowed.contains(s))
+                && requested.split(' ').any(|w| w.strip_prefix(place).and_then(|r| r.strip_prefix(':')) == Some(claim))
+        };
         let with_email = scope.contains("email") || asked("email");
         ProfileClaims {
             email: with_email.then(|| email.to_owned()),
@@ -135,5 +151,19 @@ mod tests {
         assert_eq!(both.name.as_deref(), Some("Ada"));
         let none = ProfileClaims::for_scope(&Scopes::parse_supported("openid"), "a@x.io", true, Some("Ada"));
         assert_eq!(none, ProfileClaims::default());
+    }
+
+    #[test]
+    fn f2_claims_parameter_releases_only_claims_whose_scope_is_allowed() {
+        let openid = Scopes::parse_supported("openid");
+        let asked = "id_token:email id_token:name userinfo:email_verified";
+        let only_openid = Scopes::parse_supported("openid");
+        let none = ProfileClaims::release(&openid, asked, "id_token", &only_openid, "a@x.io", true, Some("Ada"));
+        assert_eq!(none, ProfileClaims::default(), "a claim whose scope the client lacks is never released");
+        let with_email = Scopes::parse_supported("openid email");
+        let id = ProfileClaims::release(&openid, asked, "id_token", &with_email, "a@x.io", true, Some("Ada"));
+        assert_eq!((id.email.as_deref(), id.name), (Some("a@x.io"), None));
+        let info = ProfileClaims::release(&openid, asked, "userinfo", &with_email, "a@x.io", true, Some("Ada"));
+        assert_eq!((info.email, info.email_verified), (None, Some(true)));
     }
 }

@@ -3,7 +3,6 @@
 //! come back on any port (RFC 8252 §7.3).
 
 use crate::secret::{constant_time_eq, hash_secret};
-use url::Url;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SigningAlg {
@@ -194,35 +193,39 @@ impl Client {
         }
     }
 
-    /// The registered URI the request's `redirect_uri` matches, if any.
-    pub fn match_redirect_uri(&self, requested: &str) -> Option<&str> {
-        self.redirect_uris.iter().find(|r| r.as_str() == requested || loopback_port_variant(r, requested)).map(|r| r.as_str())
+    /// The URI to answer on when the request's `redirect_uri` matches a registration, if any:
+    /// exact string comparison (RFC 9700 §2.1), loopback ports aside (RFC 8252 §7.3). What is
+    /// returned is always built from the registered string (with the request's port on
+    /// loopback), never the request's own bytes.
+    pub fn match_redirect_uri(&self, requested: &str) -> Option<String> {
+        self.redirect_uris.iter().find_map(|r| if r.as_str() == requested { Some(r.clone()) } else { loopback_port_variant(r, requested) })
     }
 }
 
 /// RFC 8252 §7.3: for `http://127.0.0.1` and `http://[::1]` the port may differ; nothing else.
-fn loopback_port_variant(registered: &str, requested: &str) -> bool {
-    let (Ok(reg), Ok(req)) = (Url::parse(registered), Url::parse(requested)) else {
-        return false;
+/// Compared as strings: `requested` must be the registered string with only the port (digits,
+/// or none) changed. Returns the registered string with the requested port.
+fn loopback_port_variant(registered: &str, requested: &str) -> Option<String> {
+    let host = ["http://127.0.0.1", "http://[::1]"].into_iter().find(|h| registered.starts_with(h))?;
+    let split = |uri: &str| -> Option<(String, String)> {
+        let after = uri.strip_prefix(host)?;
+        let (port, rest) = match after.strip_prefix(':') {
+            Some(p) => {
+                let digits = p.bytes().take_while(u8::is_ascii_digit).count();
+                let (port, rest) = p.split_at(digits);
+                if port.is_empty() || port.starts_with('0') || port.parse::<u16>().is_err() {
+                    return None;
+                }
+                (format!(":{port}"), rest)
+            }
+            None => (String::new(), after),
+        };
+        // The host must end here: `/`, `?` or the end (not `http://127.0.0.1.evil.example`).
+        (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')).then(|| (port, rest.to_owned()))
     };
-    let loopback_ip = matches!(reg.host_str(), Some("127.0.0.1") | Some("[::1]"));
-    loopback_ip
-        && reg.scheme() == "http"
-        && req.scheme() == "http"
-        && reg.host_str() == req.host_str()
-        && reg.path() == req.path()
-        && reg.query() == req.query()
-        && req.fragment().is_none()
-        && req.username().is_empty()
-        && req.password().is_none()
-        // Only the port may change: the rest of the string must be the same once the port is removed.
-        && strip_port(registered) == strip_port(requested)
-}
-
-fn strip_port(uri: &str) -> Option<String> {
-    let mut u = Url::parse(uri).ok()?;
-    u.set_port(None).ok()?;
-    Some(u.to_string())
+    let (_, reg_rest) = split(registered)?;
+    let (req_port, req_rest) = split(requested)?;
+    (reg_rest == req_rest).then(|| format!("{host}{req_port}{reg_rest}"))
 }
 
 #[cfg(test)]
@@ -263,10 +266,42 @@ mod tests {
     fn loopback_ip_may_vary_the_port_only() {
         let c = client(&["http://127.0.0.1/cb"]);
         assert!(c.match_redirect_uri("http://127.0.0.1:53111/cb").is_some());
+        assert!(c.match_redirect_uri("http://127.0.0.1:53111/cb?").is_none());
         assert!(c.match_redirect_uri("http://127.0.0.1:53111/other").is_none());
         assert!(c.match_redirect_uri("http://127.0.0.1:53111/cb?x").is_none());
         let named = client(&["http://localhost:3000/cb"]);
         assert!(named.match_redirect_uri("http://localhost:3001/cb").is_none());
+    }
+
+    #[test]
+    fn f18_redirect_uris_are_compared_as_strings_and_only_the_registered_one_is_used() {
+        let c = client(&["http://127.0.0.1:3000/callback", "http://[::1]/cb"]);
+        assert_eq!(c.match_redirect_uri("http://127.0.0.1:3000/callback").as_deref(), Some("http://127.0.0.1:3000/callback"));
+        assert_eq!(c.match_redirect_uri("http://127.0.0.1:51004/callback").as_deref(), Some("http://127.0.0.1:51004/callback"));
+        assert_eq!(c.match_redirect_uri("http://127.0.0.1/callback").as_deref(), Some("http://127.0.0.1/callback"));
+        assert_eq!(c.match_redirect_uri("http://[::1]:8080/cb").as_deref(), Some("http://[::1]:8080/cb"));
+        for bad in [
+            "http://0x7f.1:3000\\callback",
+            "http://127.0.0.1:3000\\callback",
+            "http://127.0.0.1:3000/callback\r\nSet-Cookie: x=1",
+            "http://127.0.0.1:3000/callback\n",
+            "http://127.0.0.1:3000/callback\0",
+            "http://127.0.0.1:3000/callback ",
+            "http://127.0.0.1:3000/%63allback",
+            "http://127.0.0.1:3000/./callback",
+            "http://127.0.0.1:3000/callback#x",
+            "http://127.0.0.1:03000/callback",
+            "http://127.0.0.1:99999/callback",
+            "http://127.0.0.1:/callback",
+            "http://127.0.0.1.evil.example:3000/callback",
+            "http://user@127.0.0.1:3000/callback",
+            "http://2130706433:3000/callback",
+            "HTTP://127.0.0.1:3000/callback",
+            "http://[0:0:0:0:0:0:0:1]/cb",
+            "http://[::1]:80/cb/",
+        ] {
+            assert_eq!(c.match_redirect_uri(bad), None, "{bad:?} matched");
+        }
     }
 
     #[test]

@@ -51,7 +51,8 @@ impl Keyward {
         if client.first_party {
             return Ok(false);
         }
-        let asked = Scopes::parse_with(&request.scope, |_| true);
+        // `claims` asks for claims by name: their scopes need consent like `scope` does.
+        let asked = request.consent_scope();
         Ok(match repo::consents::find(c, user_id, &client.id)? {
             Some(given) => !asked.is_subset_of(&Scopes::parse_with(&given.scope, |_| true)),
             None => true,
@@ -109,7 +110,7 @@ impl Keyward {
         let request = parse_request(&attempt)?;
         Ok(Some(ConsentView {
             app_name: self.client_name(&request.client_id),
-            scopes: Scopes::parse_with(&request.scope, |_| true).iter().map(describe_scope).collect(),
+            scopes: request.consent_scope().iter().map(describe_scope).collect(),
         }))
     }
 
@@ -126,7 +127,7 @@ impl Keyward {
             }
             let mut scope = repo::consents::find(c, &session.user_id, &request.client_id)?.map(|g| g.scope).unwrap_or_default();
             scope.push(' ');
-            scope.push_str(&request.scope);
+            scope.push_str(&request.consent_scope().as_string());
             let scope = Scopes::parse_with(&scope, |_| true).as_string();
             repo::consents::grant(c, &session.user_id, &request.client_id, &scope, now)?;
             self.audit(c, "consent_given", Some(&session.user_id), serde_json::json!({ "client": request.client_id, "scope": scope }))?;

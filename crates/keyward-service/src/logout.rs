@@ -14,6 +14,20 @@ const RETRY_DELAYS: [i64; 5] = [2, 10, 60, 300, 1800];
 /// How long a claimed delivery is reserved for the claiming instance.
 const CLAIM_LEASE_SECS: i64 = 60;
 
+/// A logout token's claims (Back-Channel Logout 1.0 §2.4), valid for two minutes from `now`.
+fn logout_claims(issuer: &str, client_id: &str, sub: &str, sid: String, now: i64) -> LogoutTokenClaims {
+    LogoutTokenClaims {
+        iss: issuer.to_owned(),
+        aud: client_id.to_owned(),
+        iat: now,
+        exp: now + 120,
+        jti: uuid::Uuid::new_v4().to_string(),
+        sub: sub.to_owned(),
+        sid,
+        events: serde_json::json!({ BACKCHANNEL_LOGOUT_EVENT: {} }),
+    }
+}
+
 /// The session a logout request would end.
 pub struct SessionSummary {
     pub user_id: String,
@@ -64,16 +78,7 @@ impl Keyward {
         for (session_hash, client) in targets {
             let Some(client) = config.client(client) else { continue };
             let Some(uri) = &client.backchannel_logout_uri else { continue };
-            let claims = LogoutTokenClaims {
-                iss: self.config().issuer.clone(),
-                aud: client.id.clone(),
-                iat: now,
-                exp: now + 120,
-                jti: uuid::Uuid::new_v4().to_string(),
-                sub: user_id.to_owned(),
-                sid: sid_for(session_hash),
-                events: serde_json::json!({ BACKCHANNEL_LOGOUT_EVENT: {} }),
-            };
+            let claims = logout_claims(&config.issuer, &client.id, user_id, sid_for(session_hash), now);
             let token = self.keys.sign(now, client.id_token_alg, "logout+jwt", &claims)?;
             repo::logout::insert(
                 conn,
@@ -95,9 +100,38 @@ impl Keyward {
         Ok(queued)
     }
 
-    /// Reserves due back-channel deliveries for this instance.
+    /// Reserves due back-channel deliveries for this instance, each with a logout token
+    /// minted for this attempt (new `jti`, `iat` and `exp`): a retry up to 30 minutes later
+    /// must not carry a token that expired after 120 s.
     pub fn claim_logout_deliveries(&self, limit: i64) -> Result<Vec<LogoutDelivery>, ServiceError> {
-        Ok(repo::logout::claim_due(&mut *self.conn()?, self.now(), CLAIM_LEASE_SECS, limit)?)
+        let now = self.now();
+        let due = repo::logout::claim_due(&mut *self.conn()?, now, CLAIM_LEASE_SECS, limit)?;
+        Ok(due
+            .into_iter()
+            .map(|mut delivery| {
+                match self.fresh_logout_token(&delivery, now) {
+                    Ok(token) => delivery.logout_token = token,
+                    Err(e) => tracing::warn!(client = %delivery.client_id, error = %e, "back-channel logout sent with its queued token"),
+                }
+                delivery
+            })
+            .collect())
+    }
+
+    /// The queued token's subject and session (read from the row this service wrote), in a
+    /// new token signed now.
+    fn fresh_logout_token(&self, delivery: &LogoutDelivery, now: i64) -> Result<String, ServiceError> {
+        use base64::Engine;
+        let config = self.config();
+        let Some(client) = config.client(&delivery.client_id) else { return Ok(delivery.logout_token.clone()) };
+        let payload = delivery.logout_token.split('.').nth(1).unwrap_or_default();
+        let queued: LogoutTokenClaims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or_else(|| ServiceError::Corrupt(format!("the queued logout token {} cannot be read", delivery.id)))?;
+        let claims = logout_claims(&config.issuer, &client.id, &queued.sub, queued.sid, now);
+        self.keys.sign(now, client.id_token_alg, "logout+jwt", &claims)
     }
 
     /// Records how a delivery went: done, retried later, or given up after the last try.

@@ -108,6 +108,7 @@ impl Keyward {
                         &scope,
                         &grant.claims,
                         "id_token",
+                        &client.permitted_scope("email profile"),
                         &user.email,
                         user.email_verified,
                         user.name.as_deref(),
@@ -145,6 +146,18 @@ impl Keyward {
                 }
                 Redemption::Invalid => return invalid("the authorization code is invalid or expired"),
             };
+            // The code belongs to a sign-in: not after its session logged out or its account
+            // was disabled. Both rows stay locked until the grant is stored, so a logout or a
+            // disable at the same time either sees the grant (and revokes it) or wins here.
+            if !repo::users::lock_enabled(c, &user.id)? {
+                return invalid("the account behind this authorization code is disabled");
+            }
+            let idle = self.config().session_idle_seconds;
+            if !repo::sessions::lock_unrevoked(c, &row.session_hash)?
+                || repo::sessions::find_live_by_hash(c, &row.session_hash, now, idle)?.is_none()
+            {
+                return invalid("the sign-in behind this authorization code has ended");
+            }
             // RFC 6749 §4.1.3: bound to the client and the redirect URI.
             if row.client_id != client.id {
                 return invalid("the authorization code was issued to another client");
@@ -307,7 +320,10 @@ impl Keyward {
             return Ok(Err(OAuthError::new(E::InvalidToken, "the access token was revoked")));
         };
         let scope = Scopes::parse_with(&claims.scope, |_| true);
-        let released = ProfileClaims::release(&scope, &grant.claims, "userinfo", &user.email, user.email_verified, user.name.as_deref());
+        // A client removed from the config since has no scopes left to release claims for.
+        let allowed = self.config().client(&claims.client_id).map(|c| c.permitted_scope("email profile")).unwrap_or_default();
+        let released =
+            ProfileClaims::release(&scope, &grant.claims, "userinfo", &allowed, &user.email, user.email_verified, user.name.as_deref());
         let mut out = serde_json::to_value(released).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
         if let Some(map) = out.as_object_mut() {
             map.insert("sub".into(), user.id.into());

@@ -63,6 +63,10 @@ pub fn set_disabled(conn: &mut DbConnection, email: &Email, disabled: bool, now:
     keyward_store::write_transaction(&mut *conn, |c| {
         let Some(user) = repo::users::find_by_email(c, email.as_str())? else { return Ok(false) };
         repo::users::set_disabled(c, email.as_str(), disabled.then_some(now))?;
+        if disabled {
+            // Its apps lose their refresh tokens (and access tokens) with the account.
+            repo::grants::revoke_for_user(c, &user.id, now)?;
+        }
         let command = if disabled { "users disable" } else { "users enable" };
         record_admin_action(c, Some(&user.id), serde_json::json!({ "command": command, "email": user.email }), now)?;
         Ok(true)

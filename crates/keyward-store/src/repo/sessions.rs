@@ -46,6 +46,13 @@ pub fn find_live_by_hash(conn: &mut DbConnection, id_hash: &str, now: i64, idle_
     Ok(find_live(conn, id_hash, now, idle_secs)?.map(|(s, _)| s))
 }
 
+/// Locks a session that has not been ended (a no-op update: on PostgreSQL it holds the row
+/// until the transaction ends, so a logout running at the same time waits for it, or it
+/// waits for the logout and then finds the session ended). False when the session has ended.
+pub fn lock_unrevoked(conn: &mut DbConnection, id_hash: &str) -> QueryResult<bool> {
+    diesel::update(s::table.find(id_hash).filter(s::revoked_at.is_null())).set(s::revoked_at.eq(None::<i64>)).execute(conn).map(|n| n == 1)
+}
+
 /// Ends a session (logout). Returns it if it was not already ended.
 pub fn revoke(conn: &mut DbConnection, id_hash: &str, now: i64) -> QueryResult<Option<Session>> {
     let row: Option<Session> =

@@ -26,6 +26,15 @@ pub fn set_disabled(conn: &mut DbConnection, email: &str, disabled_at: Option<i6
     diesel::update(dsl::users.filter(dsl::email.eq(email))).set(dsl::disabled_at.eq(disabled_at)).execute(conn).map(|n| n == 1)
 }
 
+/// Locks an account that is not disabled (a no-op update, held until the transaction ends, so
+/// disabling it at the same time waits or is waited for). False when it is disabled or gone.
+pub fn lock_enabled(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
+    diesel::update(dsl::users.find(id).filter(dsl::disabled_at.is_null()))
+        .set(dsl::disabled_at.eq(None::<i64>))
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
 /// Turns email sign-in on or off for the account.
 pub fn set_email_sign_in(conn: &mut DbConnection, id: &str, on: bool) -> QueryResult<()> {
     diesel::update(dsl::users.find(id)).set(dsl::email_sign_in.eq(on)).execute(conn).map(|_| ())

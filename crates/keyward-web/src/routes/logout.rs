@@ -54,6 +54,9 @@ async fn end_session(
     let kw = state.kw.clone();
     let hint = match get("id_token_hint") {
         None => None,
+        Some(h) if h.len() > keyward_core::authorize::MAX_ID_TOKEN_HINT_LEN => {
+            return Err(refuse("The app sent an ID token that is too long."));
+        }
         Some(h) => Some(kw.verify_id_token_hint(&h).ok_or_else(|| refuse("The app sent an ID token that this service did not issue."))?),
     };
     let client_id = match (get("client_id"), hint.as_ref().map(|h| h.aud.clone())) {
