@@ -23,6 +23,23 @@ pub fn coarse_ip(ip: IpAddr) -> String {
     }
 }
 
+/// The key a per-client limit counts under: an IPv4 address as itself (also when it
+/// arrives IPv4-mapped, `::ffff:1.2.3.4`, on a dual-stack listener), an IPv6 address
+/// cut to its /64 (one subscriber's network; rotating the low bits buys nothing).
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut octets = v6.octets();
+                octets[8..16].fill(0);
+                IpAddr::V6(octets.into())
+            }
+        },
+        v4 => v4,
+    }
+}
+
 /// An address range (`10.0.0.0/8`, `2001:db8::/32`, or one address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -102,6 +119,17 @@ mod tests {
         assert!(Cidr::parse("2001:db8::/32").expect("v6").contains(ip("2001:db8:5::1")));
         assert!(!Cidr::parse("2001:db8::/32").expect("v6").contains(ip("2001:db9::1")));
         assert!(Cidr::parse("10.0.0.0/33").is_none() && Cidr::parse("ten").is_none());
+    }
+
+    #[test]
+    fn f7_limit_keys_are_ipv4_addresses_and_ipv6_slash_64() {
+        assert_eq!(limit_key(ip("::ffff:203.0.113.9")), ip("203.0.113.9"));
+        assert_eq!(limit_key(ip("203.0.113.9")), ip("203.0.113.9"));
+        assert_ne!(limit_key(ip("::ffff:203.0.113.9")), limit_key(ip("::ffff:198.51.100.7")));
+        assert_eq!(limit_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")), ip("2001:db8:1:2::"));
+        assert_eq!(limit_key(ip("2001:db8:1:2::1")), limit_key(ip("2001:db8:1:2:ffff::9")));
+        assert_ne!(limit_key(ip("2001:db8:1:2::1")), limit_key(ip("2001:db8:1:3::1")));
+        assert_eq!(limit_key(ip("::1")), ip("::"));
     }
 
     #[test]

@@ -148,7 +148,8 @@ pub fn security_headers(https: bool) -> DefaultHeaders {
 pub type SignInLimiter = actix_governor::GovernorConfig<ClientIpKey, actix_governor::governor::middleware::NoOpMiddleware>;
 
 /// The per-IP limiter's key: the client address as [`client_ip`] finds it (behind trusted
-/// proxies, from `X-Forwarded-For`), IPv6 cut to its /56.
+/// proxies, from `X-Forwarded-For`), cut by [`keyward_core::net::limit_key`]: an IPv4
+/// address (also IPv4-mapped) as itself, IPv6 to its /64.
 #[derive(Clone)]
 pub struct ClientIpKey;
 
@@ -162,14 +163,7 @@ impl actix_governor::KeyExtractor for ClientIpKey {
             None => req.peer_addr().map(|a| a.ip()),
         }
         .ok_or_else(|| actix_governor::SimpleKeyExtractionError::new("no client address"))?;
-        Ok(match ip {
-            std::net::IpAddr::V6(v6) => {
-                let mut octets = v6.octets();
-                octets[7..16].fill(0);
-                std::net::IpAddr::V6(octets.into())
-            }
-            v4 => v4,
-        })
+        Ok(keyward_core::net::limit_key(ip))
     }
 }
 
@@ -251,4 +245,26 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &SignInLimiter) {
         .route("/try/start", web::post().to(try_it::start))
         .route("/try/callback", web::get().to(try_it::callback))
         .default_service(web::to(home::not_found));
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_governor::KeyExtractor;
+
+    fn key(peer: &str) -> std::net::IpAddr {
+        let req = actix_web::test::TestRequest::default().peer_addr(peer.parse().expect("addr")).to_srv_request();
+        super::ClientIpKey.extract(&req).expect("key")
+    }
+
+    #[test]
+    fn f7_rate_limit_keys_count_ipv4_mapped_as_ipv4_and_ipv6_per_slash_64() {
+        // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d: each is its own key.
+        assert_eq!(key("[::ffff:203.0.113.9]:4000"), "203.0.113.9".parse::<std::net::IpAddr>().expect("ip"));
+        assert_eq!(key("[::ffff:203.0.113.9]:4000"), key("203.0.113.9:5000"));
+        assert_ne!(key("[::ffff:203.0.113.9]:4000"), key("[::ffff:198.51.100.7]:4000"));
+        // IPv6: one key per /64, different /64s apart.
+        assert_eq!(key("[2001:db8:1:2::1]:4000"), key("[2001:db8:1:2:ffff:ffff:ffff:ffff]:4000"));
+        assert_ne!(key("[2001:db8:1:2::1]:4000"), key("[2001:db8:1:3::1]:4000"));
+        assert_eq!(key("[2001:db8:1:2:aaaa::1]:4000"), "2001:db8:1:2::".parse::<std::net::IpAddr>().expect("ip"));
+    }
 }
