@@ -25,6 +25,7 @@ mod network;
 mod oidc_flow;
 mod oidcc_basic;
 mod operations;
+mod outages;
 mod passkey_account;
 mod passkey_steps;
 mod passkeys;
