@@ -11,6 +11,7 @@ mod browser;
 mod cli;
 mod client_auth;
 mod common;
+mod config_rules;
 mod email_code;
 mod faults;
 mod grant_steps;

@@ -42,7 +42,7 @@ async fn f13_a_hung_postgresql_answers_503_within_bounded_time_and_commits_nothi
     let app = spawn(AppOptions { database: Database::Postgres, database_url: Some(url), ..Default::default() }).await?;
     let browser = Browser::new()?;
     let flow = authorize(&app, CLIENT_ID, CLIENT_REDIRECT, "openid", &[]);
-    let callback = sign_in(&app, &browser, &flow, "hung@example.com").await?;
+    let callback = sign_in(&app, &browser, &flow, "hung@example.com").await.map_err(|e| anyhow::anyhow!("{e}; log:\n{}", app.log()))?;
     assert_eq!(exchange(&app, APP, &flow, &callback).await?.0, 200);
     // A code issued before the hang; redeeming it during the hang must not consume it.
     let early = authorize(&app, CLIENT_ID, CLIENT_REDIRECT, "openid", &[]);
@@ -102,7 +102,7 @@ async fn f14_a_read_only_database_is_an_outage_503_and_not_ready() -> anyhow::Re
     let app = spawn(AppOptions { database: Database::Postgres, database_url: Some(url.clone()), ..Default::default() }).await?;
     let browser = Browser::new()?;
     let flow = authorize(&app, CLIENT_ID, CLIENT_REDIRECT, "openid", &[]);
-    let callback = sign_in(&app, &browser, &flow, "readonly@example.com").await?;
+    let callback = sign_in(&app, &browser, &flow, "readonly@example.com").await.map_err(|e| anyhow::anyhow!("{e}; log:\n{}", app.log()))?;
     let with_session = authorize(&app, CLIENT_ID, CLIENT_REDIRECT, "openid", &[]);
 
     let u = url.clone();
