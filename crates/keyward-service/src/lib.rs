@@ -137,6 +137,16 @@ impl Keyward {
         Ok(self.writer.as_ref().unwrap_or(&self.pool).get()?)
     }
 
+    /// Readiness: the schema is current and a write commits (a full disk or a read-only
+    /// database fails here). False while migrations are pending.
+    pub fn check_ready(&self) -> Result<bool, ServiceError> {
+        if !keyward_store::migrations_current(&mut *self.conn()?)? {
+            return Ok(false);
+        }
+        keyward_store::probe_write(&mut *self.writer()?, self.now())?;
+        Ok(true)
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.unix()
     }

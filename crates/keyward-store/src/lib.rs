@@ -8,8 +8,8 @@ pub mod repo;
 pub mod schema;
 
 pub use conn::{
-    Backend, DbConnection, Pool, PooledConn, StoreError, backend_of, connect, connect_writer, migrations_current, run_migrations,
-    write_transaction,
+    Backend, CHECKOUT_TIMEOUT, DbConnection, Pool, PooledConn, STATEMENT_TIMEOUT, StoreError, backend_of, connect, connect_writer,
+    is_outage, migrations_current, probe_write, run_migrations, with_deadline, write_transaction,
 };
 
 /// The pool's error when no connection can be had.

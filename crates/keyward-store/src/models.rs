@@ -207,3 +207,11 @@ pub struct LogoutDelivery {
     pub given_up_at: Option<i64>,
     pub last_error: Option<String>,
 }
+
+/// The one row `/readyz` rewrites to prove that writes succeed.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = readiness_probe)]
+pub struct ReadinessProbe {
+    pub id: i32,
+    pub checked_at: i64,
+}

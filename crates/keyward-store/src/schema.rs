@@ -212,6 +212,14 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(grants -> users (user_id));
 diesel::joinable!(refresh_tokens -> grants (grant_id));
 diesel::joinable!(consents -> users (user_id));
+diesel::table! {
+    /// One row `/readyz` writes, so readiness fails when writes do.
+    readiness_probe (id) {
+        id -> Integer,
+        checked_at -> BigInt,
+    }
+}
+
 diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(authorization_codes -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -231,5 +239,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     revoked_tokens,
     consents,
     logout_deliveries,
-    client_assertion_jtis
+    client_assertion_jtis,
+    readiness_probe
 );

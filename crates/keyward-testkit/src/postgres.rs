@@ -98,6 +98,34 @@ impl PostgresServer {
         run(&mut cmd, "pg_ctl stop")
     }
 
+    /// Freezes the server (SIGSTOP to the postmaster and every backend): connections stay
+    /// open and TCP still accepts, but nothing answers — a hung database, not a down one.
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        self.signal_all("STOP")
+    }
+
+    /// Undoes [`Self::freeze`] (SIGCONT).
+    pub fn thaw(&self) -> anyhow::Result<()> {
+        self.signal_all("CONT")
+    }
+
+    fn signal_all(&self, signal: &str) -> anyhow::Result<()> {
+        let postmaster = self.postmaster_pid()?;
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc")?.filter_map(Result::ok) {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after ')'.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        let status = Command::new("kill").arg(format!("-{signal}")).args(pids.iter().map(|p| p.to_string())).status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pids:?} failed");
+        Ok(())
+    }
+
     /// Starts the paused server again on the same port and waits until it accepts connections.
     pub fn resume(&self) -> anyhow::Result<()> {
         self.pg_ctl_start(&self.dir.join("data"))?;

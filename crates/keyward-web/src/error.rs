@@ -83,7 +83,7 @@ impl ResponseError for WebError {
                 resp
             }
             WebError::PageInternal(e) => {
-                tracing::error!(error = %e, "request failed");
+                log_failure(e);
                 if e.is_unavailable() {
                     error_page(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -101,10 +101,29 @@ impl ResponseError for WebError {
                 }
             }
             WebError::ApiInternal(e) => {
-                tracing::error!(error = %e, "request failed");
+                log_failure(e);
                 let code = if e.is_unavailable() { OAuthErrorCode::TemporarilyUnavailable } else { OAuthErrorCode::ServerError };
                 oauth_json(&OAuthError::new(code, "the server could not complete the request"))
             }
         }
+    }
+}
+
+/// A bug is an ERROR line per request. An outage (unreachable, too slow, full, read-only) is
+/// one WARN line a minute at most (the pool also logs when it loses and regains the
+/// database), so an outage under load does not flood the log; the rest are DEBUG lines.
+fn log_failure(e: &ServiceError) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_WARNED: AtomicU64 = AtomicU64::new(0);
+    if !e.is_unavailable() {
+        tracing::error!(error = %e, "request failed");
+        return;
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let last = LAST_WARNED.load(Ordering::Relaxed);
+    if now >= last + 60 && LAST_WARNED.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        tracing::warn!(error = %e, "requests refused with 503: the database cannot serve (at most one line a minute)");
+    } else {
+        tracing::debug!(error = %e, "request refused: database unavailable");
     }
 }

@@ -13,6 +13,8 @@ pub struct RawConfig {
     pub data_dir: Option<String>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub shutdown_delay_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub allow_development_defaults: Option<bool>,
     #[serde(default)]
     pub database: RawDatabase,
     #[serde(default)]

@@ -124,3 +124,38 @@ fn pool_size_defaults_to_the_cores_on_sqlite_and_eight_on_postgres() {
     let bad = format!("{GOOD}\n[database]\npool_size = 0\n");
     assert!(only_error(load(&bad, &[])).to_string().contains("database.pool_size"));
 }
+
+#[test]
+fn f15_an_ip_address_issuer_is_refused_by_the_shared_validation_and_the_fix_says_localhost() {
+    for issuer in ["http://127.0.0.1:8080", "http://[::1]:8080", "https://192.0.2.7"] {
+        let text =
+            GOOD.replace("http://localhost:8080\"", &format!("{issuer}\"")).replace("http://localhost:8080/try", &format!("{issuer}/try"));
+        let errs = load(&text, &[]).expect_err("an IP issuer cannot be a WebAuthn RP id").0;
+        let e = errs.iter().find(|e| e.key == "issuer").unwrap_or_else(|| panic!("{issuer}: {errs:?}"));
+        assert_eq!(e.source, "keyward.toml");
+        assert!(e.problem.contains("IP address") && e.fix.contains("localhost"), "{e}");
+    }
+    assert!(load(GOOD, &[]).is_ok(), "localhost stays fine");
+}
+
+#[test]
+fn f8_a_public_issuer_refuses_the_dev_mail_transport_and_the_development_master_key() {
+    let public = GOOD.replace("http://localhost:8080", "https://id.example.com");
+    let errs = load(&public, &[]).expect_err("development defaults with a public issuer").0;
+    let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["mail.transport", "keys.master_key"], "{errs:?}");
+    assert!(errs[0].fix.contains("smtp") && errs[0].fix.contains("allow_development_defaults"), "{}", errs[0]);
+    assert!(errs[1].fix.contains("master_key_file"), "{}", errs[1]);
+
+    // Fixed: SMTP and a master key.
+    let fixed = format!(
+        "{public}\n[mail]\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"smtp.example.com\"\n[keys]\nmaster_key = \"{}\"\n",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    );
+    assert!(load(&fixed, &[]).is_ok(), "{:?}", load(&fixed, &[]).err());
+    // Or the explicit override, also from the environment.
+    assert!(load(&format!("allow_development_defaults = true\n{public}"), &[]).is_ok());
+    assert!(load(&public, &[("KEYWARD_ALLOW_DEVELOPMENT_DEFAULTS", "true")]).is_ok());
+    // Loopback issuers are development: no override needed.
+    assert!(load(&GOOD.replace("http://localhost:8080", "https://localhost:8443"), &[]).is_ok());
+}

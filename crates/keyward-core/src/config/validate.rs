@@ -43,6 +43,15 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
                     "use an https URL (terminate TLS in front of Keyward), or http://localhost:PORT for development",
                 );
             }
+            // WebAuthn takes the issuer's host as its relying-party id, which must be a domain
+            // name (`serve` could not start otherwise).
+            if matches!(u.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))) {
+                e.add(
+                    "issuer",
+                    "the host is an IP address, which cannot be a passkey (WebAuthn) relying-party id",
+                    "use a host name: http://localhost:PORT for development, or the public https name",
+                );
+            }
             if u.query().is_some() || u.fragment().is_some() {
                 e.add("issuer", "an issuer may not have a query or fragment (OIDC Discovery §3)", "remove everything after ? or #");
             }
@@ -264,6 +273,26 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
     } else {
         None
     };
+
+    // A public issuer with development settings would mail nothing, or keep the key that
+    // encrypts the signing keys next to the database: refused unless the operator says so.
+    let public_issuer = issuer.starts_with("https://") && !is_loopback_url(&issuer);
+    if public_issuer && !raw.allow_development_defaults.unwrap_or(false) {
+        if matches!(mail, MailTransport::Dev { .. }) {
+            e.add(
+                "mail.transport",
+                "\"dev\" writes sign-in emails to a file, but the issuer is public",
+                "set transport = \"smtp\" and [mail.smtp] (or allow_development_defaults = true to run like this anyway)",
+            );
+        }
+        if master_key.is_none() {
+            e.add(
+                "keys.master_key",
+                "no master key: a development key would be stored next to the database, but the issuer is public",
+                "set keys.master_key_file (or KEYWARD_KEYS__MASTER_KEY) to 32 random bytes in base64 (`openssl rand -base64 32`)",
+            );
+        }
+    }
 
     if !e.list.is_empty() {
         return Err(ConfigErrors(e.list));

@@ -1,6 +1,6 @@
 //! Liveness and readiness.
 
-use super::{State, blocking};
+use super::{State, blocking_within};
 use actix_web::HttpResponse;
 
 /// The process is up.
@@ -8,19 +8,24 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
-/// The database answers, its schema is current, and the process is not shutting down.
+/// How long readiness waits for the database before it answers 503.
+const READY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The database answers within [`READY_DEADLINE`], its schema is current, a write commits,
+/// and the process is not shutting down.
 pub async fn readyz(state: State) -> HttpResponse {
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "shutting down" }));
     }
     let kw = state.kw.clone();
-    let ready = blocking(move || Ok(keyward_store::migrations_current(&mut *kw.conn()?)?)).await;
+    let ready = blocking_within(READY_DEADLINE, move || kw.check_ready()).await;
     match ready {
         Ok(true) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
         Ok(false) => HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "migrations pending" })),
         Err(e) => {
-            tracing::warn!(error = %e, "not ready");
-            HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "database unavailable" }))
+            // An outage is logged once by the pool; probes come every few seconds.
+            tracing::debug!(error = %e, "not ready");
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "database unavailable or not writable" }))
         }
     }
 }

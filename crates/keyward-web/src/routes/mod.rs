@@ -22,7 +22,27 @@ pub type State = web::Data<WebState>;
 
 /// Runs blocking service work (database, Argon2) on actix's blocking pool.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static) -> Result<T, ServiceError> {
-    web::block(f).await.map_err(|e| ServiceError::Internal(e.to_string()))?
+    blocking_within(REQUEST_DEADLINE, f).await
+}
+
+/// How long a request's blocking work (database, Argon2) may take before it answers 503: a
+/// connection checkout plus a statement. A database that hangs (frozen, not down) cannot hold
+/// requests longer; their transaction rolls back instead of committing late.
+pub const REQUEST_DEADLINE: std::time::Duration =
+    std::time::Duration::from_secs(keyward_store::CHECKOUT_TIMEOUT.as_secs() + keyward_store::STATEMENT_TIMEOUT.as_secs());
+
+/// [`blocking`] with its own deadline: past it the caller gets `TimedOut` (a 503), and a
+/// write transaction still running rolls back instead of committing.
+pub async fn blocking_within<T: Send + 'static>(
+    limit: std::time::Duration,
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    let deadline = std::time::Instant::now() + limit;
+    let job = web::block(move || keyward_store::with_deadline(deadline, f));
+    match actix_web::rt::time::timeout(limit, job).await {
+        Ok(done) => done.map_err(|e| ServiceError::Internal(e.to_string()))?,
+        Err(_) => Err(ServiceError::Store(keyward_store::StoreError::TimedOut)),
+    }
 }
 
 /// `application/x-www-form-urlencoded` pairs, in order, duplicates kept.
