@@ -29,4 +29,5 @@ mod passkey_account;
 mod passkey_steps;
 mod passkeys;
 mod protocol_errors;
+mod reauth;
 mod try_it;

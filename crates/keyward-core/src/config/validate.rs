@@ -148,8 +148,8 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         );
     }
     let reauthentication = raw.login.reauthentication_seconds.unwrap_or(600);
-    if reauthentication > 86_400 {
-        e.add("login.reauthentication_seconds", "must be at most 86400 (a day)", "use 600 (ten minutes)");
+    if !(1..=86_400).contains(&reauthentication) {
+        e.add("login.reauthentication_seconds", "must be between 1 and 86400 (a day)", "use 600 (ten minutes)");
     }
     let id_token_lifetime = raw.tokens.id_token_lifetime_seconds.unwrap_or(3600);
     let access_token_lifetime = raw.tokens.access_token_lifetime_seconds.unwrap_or(600);
