@@ -33,5 +33,6 @@ mod passkey_steps;
 mod passkeys;
 mod protocol_errors;
 mod protocol_hardening;
+mod reauth;
 mod sign_in_abuse;
 mod try_it;

@@ -24,6 +24,11 @@
       body: JSON.stringify(body)
     }).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (j) {
+        if (r.status === 403 && j.error === "reauthentication_required") {
+          // Sensitive change on an older sign-in: confirm it's you first, then come back.
+          window.location.assign(j.confirm_url || "/account/confirm");
+          throw new Error(j.message || "Confirm it's you first.");
+        }
         if (!r.ok) { throw new Error(j.message || "Something went wrong. Try again."); }
         return j;
       });

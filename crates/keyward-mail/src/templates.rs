@@ -15,6 +15,9 @@ const INVITATION_HTML: &str = include_str!("../../../ui/mail/invitation.html.ter
 const NOTICE_TXT: &str = include_str!("../../../ui/mail/security_notice.txt.tera");
 const NOTICE_HTML: &str = include_str!("../../../ui/mail/security_notice.html.tera");
 
+const REAUTH_TXT: &str = include_str!("../../../ui/mail/reauth_code.txt.tera");
+const REAUTH_HTML: &str = include_str!("../../../ui/mail/reauth_code.html.tera");
+
 const TXT_NAME: &str = "sign_in_code.txt";
 const HTML_NAME: &str = "sign_in_code.html";
 
@@ -55,6 +58,8 @@ impl MailTemplates {
             ("invitation.html", INVITATION_HTML),
             ("security_notice.txt", NOTICE_TXT),
             ("security_notice.html", NOTICE_HTML),
+            ("reauth_code.txt", REAUTH_TXT),
+            ("reauth_code.html", REAUTH_HTML),
         ])?;
         Ok(MailTemplates { tera })
     }
@@ -66,6 +71,32 @@ impl MailTemplates {
         let html = self.tera.render(HTML_NAME, &context)?;
         let subject = format!("Your sign-in code for {}: {}", single_line(m.app_name), single_line(m.code));
         Ok(OutgoingMail { to: to.to_owned(), subject, text, html })
+    }
+}
+
+impl MailTemplates {
+    /// Renders the code that confirms a sensitive account change (re-authentication).
+    pub fn reauth_code(
+        &self,
+        to: &str,
+        issuer: &str,
+        code: &str,
+        minutes_valid: u32,
+        requested_at: &str,
+        requested_from: &str,
+    ) -> Result<OutgoingMail, MailError> {
+        let mut context = Context::new();
+        context.insert("issuer", issuer);
+        context.insert("code", code);
+        context.insert("minutes_valid", &minutes_valid);
+        context.insert("requested_at", requested_at);
+        context.insert("requested_from", requested_from);
+        Ok(OutgoingMail {
+            to: to.to_owned(),
+            subject: format!("Your confirmation code: {}", single_line(code)),
+            text: self.tera.render("reauth_code.txt", &context)?,
+            html: self.tera.render("reauth_code.html", &context)?,
+        })
     }
 }
 

@@ -13,6 +13,7 @@ pub mod master_key;
 pub mod metrics;
 pub mod oidc;
 pub mod passkeys;
+pub mod reauth;
 pub mod tokens;
 pub mod users;
 

@@ -31,6 +31,8 @@ pub enum Database {
 pub struct AppOptions {
     pub database: Database,
     pub code_lifetime_seconds: u64,
+    /// `login.reauthentication_seconds` (default: the server's, 600).
+    pub reauthentication_seconds: Option<u64>,
     pub signup: &'static str,
     /// Use the development mail transport (the outbox file) instead of the SMTP sink.
     pub dev_mail: bool,
@@ -67,6 +69,7 @@ impl Default for AppOptions {
         AppOptions {
             database: Database::Sqlite,
             code_lifetime_seconds: 600,
+            reauthentication_seconds: None,
             signup: "open",
             dev_mail: false,
             database_url: None,
@@ -156,6 +159,7 @@ master_key = "{master_key}"
 signup = "{signup}"
 allowed_domains = ["allowed.test"]
 code_lifetime_seconds = {code_lifetime}
+{reauth}
 
 {mail}
 [try_it]
@@ -203,6 +207,7 @@ first_party = true
             metrics_port = metrics_port,
             signup = opts.signup,
             code_lifetime = opts.code_lifetime_seconds,
+            reauth = opts.reauthentication_seconds.map(|s| format!("reauthentication_seconds = {s}")).unwrap_or_default(),
             mail = if opts.dev_mail {
                 "[mail]\nfrom = \"Keyward Test <keyward@localhost>\"\ntransport = \"dev\"\n".to_owned()
             } else {

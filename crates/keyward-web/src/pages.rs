@@ -18,6 +18,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("login_recovery.html", include_str!("../../../ui/templates/login_recovery.html")),
     ("logout_confirm.html", include_str!("../../../ui/templates/logout_confirm.html")),
     ("passkey_offer.html", include_str!("../../../ui/templates/passkey_offer.html")),
+    ("reauth.html", include_str!("../../../ui/templates/reauth.html")),
     ("recovery_codes.html", include_str!("../../../ui/templates/recovery_codes.html")),
     ("notice.html", include_str!("../../../ui/templates/notice.html")),
     ("signed_in.html", include_str!("../../../ui/templates/signed_in.html")),

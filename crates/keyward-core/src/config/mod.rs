@@ -103,6 +103,10 @@ pub struct Config {
     pub code_lifetime_seconds: i64,
     pub session_idle_seconds: i64,
     pub session_lifetime_seconds: i64,
+    /// Adding or removing a passkey, new recovery codes, turning email sign-in off and
+    /// signing out elsewhere need a sign-in at most this old; otherwise the person proves
+    /// it is them again first (1 to 86400).
+    pub reauthentication_seconds: i64,
     pub id_token_lifetime_seconds: i64,
     pub access_token_lifetime_seconds: i64,
     /// A refresh token dies unused after this long (each rotation starts it again)…

@@ -72,6 +72,8 @@ pub struct RawLogin {
     pub session_idle_minutes: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub session_lifetime_hours: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub reauthentication_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

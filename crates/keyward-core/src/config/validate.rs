@@ -156,6 +156,10 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
             "e.g. 10080 (a week) with session_lifetime_hours = 720",
         );
     }
+    let reauthentication = raw.login.reauthentication_seconds.unwrap_or(600);
+    if !(1..=86_400).contains(&reauthentication) {
+        e.add("login.reauthentication_seconds", "must be between 1 and 86400 (a day)", "use 600 (ten minutes)");
+    }
     let id_token_lifetime = raw.tokens.id_token_lifetime_seconds.unwrap_or(3600);
     let access_token_lifetime = raw.tokens.access_token_lifetime_seconds.unwrap_or(600);
     for (key, v) in
@@ -314,6 +318,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         code_lifetime_seconds: code_lifetime as i64,
         session_idle_seconds: idle_minutes as i64 * 60,
         session_lifetime_seconds: lifetime_hours as i64 * 3600,
+        reauthentication_seconds: reauthentication as i64,
         id_token_lifetime_seconds: id_token_lifetime as i64,
         access_token_lifetime_seconds: access_token_lifetime as i64,
         refresh_token_idle_seconds: refresh_idle as i64,

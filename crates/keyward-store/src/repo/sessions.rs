@@ -87,3 +87,12 @@ pub fn revoke_for_user(conn: &mut DbConnection, user_id: &str, now: i64) -> Quer
 pub fn last_auth_times(conn: &mut DbConnection) -> QueryResult<Vec<(String, Option<i64>)>> {
     s::table.group_by(s::user_id).select((s::user_id, diesel::dsl::max(s::auth_time))).load(conn)
 }
+
+/// A fresh proof for a live session of `user_id` (re-authentication): moves its `auth_time`
+/// to `now` and records the proof's `amr`. False when the session ended or is someone else's.
+pub fn reauthenticate(conn: &mut DbConnection, id_hash: &str, user_id: &str, amr: &str, now: i64) -> QueryResult<bool> {
+    diesel::update(s::table.find(id_hash).filter(s::user_id.eq(user_id)).filter(s::revoked_at.is_null()).filter(s::expires_at.gt(now)))
+        .set((s::auth_time.eq(now), s::amr.eq(amr), s::last_seen_at.eq(now)))
+        .execute(conn)
+        .map(|n| n == 1)
+}

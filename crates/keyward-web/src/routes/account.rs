@@ -109,6 +109,7 @@ pub async fn account_page(req: HttpRequest, state: State, q: web::Query<AccountQ
         Some("email_off") => Some("Email sign-in is off. Keep your recovery codes safe."),
         Some("app_removed") => Some("The app's access is removed. It will ask again next time you use it."),
         Some("others_out") => Some("You're signed out everywhere else. This browser stays signed in."),
+        Some("confirmed") => Some("Thanks, that's confirmed. You can make your change now."),
         _ => None,
     };
     let error = match q.problem.as_deref() {
@@ -143,6 +144,9 @@ pub async fn rename_form(req: HttpRequest, state: State, path: web::Path<String>
 pub async fn delete_form(req: HttpRequest, state: State, path: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, WebError> {
     let form = parse_form(&body).unwrap_or_default();
     let session = form_session(&req, &state, &form)?;
+    if let Some(confirm) = super::reauth::form_guard(&state, &session).await? {
+        return Ok(confirm);
+    }
     let confirmed = param(&form, "confirm") == Some("yes");
     let kw = state.kw.clone();
     let id = path.into_inner();
@@ -162,6 +166,9 @@ pub async fn delete_form(req: HttpRequest, state: State, path: web::Path<String>
 pub async fn recovery_codes_form(req: HttpRequest, state: State, body: web::Bytes) -> Result<HttpResponse, WebError> {
     let form = parse_form(&body).unwrap_or_default();
     let session = form_session(&req, &state, &form)?;
+    if let Some(confirm) = super::reauth::form_guard(&state, &session).await? {
+        return Ok(confirm);
+    }
     let kw = state.kw.clone();
     let (codes, notice) =
         blocking(move || kw.regenerate_recovery_codes(&session)).await.map_err(WebError::PageInternal)?.ok_or_else(not_signed_in_page)?;
@@ -182,6 +189,9 @@ pub async fn email_sign_in_form(req: HttpRequest, state: State, body: web::Bytes
     let form = parse_form(&body).unwrap_or_default();
     let session = form_session(&req, &state, &form)?;
     let on = param(&form, "on") == Some("yes");
+    if !on && let Some(confirm) = super::reauth::form_guard(&state, &session).await? {
+        return Ok(confirm);
+    }
     let kw = state.kw.clone();
     let outcome = blocking(move || kw.set_email_sign_in(&session, on)).await.map_err(WebError::PageInternal)?;
     Ok(see_other(match outcome.ok_or_else(not_signed_in_page)? {
@@ -238,6 +248,9 @@ pub async fn delete_json(
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };
+    if let Some(resp) = super::reauth::json_guard(&state, &session).await? {
+        return Ok(resp);
+    }
     let kw = state.kw.clone();
     let id = path.into_inner();
     let confirm = body.into_inner().confirm;
@@ -396,6 +409,9 @@ pub async fn sign_out_others_form(req: HttpRequest, state: State, body: web::Byt
         return Err(WebError::csrf());
     }
     let session = cookies::get(&req, cookies::SESSION).ok_or_else(not_signed_in_page)?;
+    if let Some(confirm) = super::reauth::form_guard(&state, &session).await? {
+        return Ok(confirm);
+    }
     let kw = state.kw.clone();
     blocking(move || kw.sign_out_other_sessions(&session)).await.map_err(WebError::PageInternal)?.ok_or_else(not_signed_in_page)?;
     state.backchannel.notify_one();

@@ -10,6 +10,7 @@ pub mod link;
 pub mod login;
 pub mod logout;
 pub mod passkeys;
+pub mod reauth;
 pub mod token;
 pub mod try_it;
 pub mod userinfo;

@@ -60,6 +60,9 @@ pub async fn register_start(req: HttpRequest, state: State) -> Result<HttpRespon
         return Ok(resp);
     }
     let Some(session) = cookies::get(&req, cookies::SESSION) else { return Ok(not_signed_in()) };
+    if let Some(resp) = super::reauth::json_guard(&state, &session).await? {
+        return Ok(resp);
+    }
     let kw = state.kw.clone();
     Ok(match blocking(move || kw.start_passkey_registration(&session)).await.map_err(WebError::ApiInternal)? {
         Some(c) => challenge(c),
@@ -79,6 +82,9 @@ pub async fn register_finish(req: HttpRequest, state: State, body: web::Json<Reg
         return Ok(resp);
     }
     let Some(session) = cookies::get(&req, cookies::SESSION) else { return Ok(not_signed_in()) };
+    if let Some(resp) = super::reauth::json_guard(&state, &session).await? {
+        return Ok(resp);
+    }
     let kw = state.kw.clone();
     let b = body.into_inner();
     Ok(

@@ -1,0 +1,175 @@
+//! Re-authentication ("sudo mode") before sensitive account changes: adding or removing a
+//! passkey, new recovery codes, turning email sign-in off and signing out elsewhere need a
+//! session whose `auth_time` is within `login.reauthentication_seconds`. Otherwise the
+//! person proves it again with a code emailed to the account's own address; success moves
+//! the session's `auth_time` and `amr`, and never changes who is signed in.
+
+use crate::login::CodeRejected;
+use crate::{Keyward, ServiceError};
+use argon2::{PasswordHasher, PasswordVerifier};
+use keyward_core::email_code::{self, MAX_ATTEMPTS};
+use keyward_core::secret::{hash_secret, random_token};
+use keyward_store::models::EmailChallenge;
+use keyward_store::repo;
+
+/// Where a session stands for a sensitive change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recency {
+    /// Signed in within the window: go ahead.
+    Recent,
+    /// Signed in, but too long ago: re-authenticate first.
+    Stale,
+}
+
+/// A re-authentication code to email (off the request path) to the account's address.
+pub struct ReauthMail {
+    pub challenge_id: String,
+    pub to: String,
+    pub code_display: String,
+    pub requested_from: String,
+}
+
+/// The answer to "email me a code to confirm it's me".
+pub enum ReauthCodeRequest {
+    Send(ReauthMail),
+    /// Email sign-in is off for this account: only a passkey can confirm.
+    EmailOff,
+    Limited {
+        retry_after: i64,
+    },
+}
+
+/// What the re-authentication page shows.
+pub struct ReauthView {
+    pub email: String,
+    pub email_sign_in: bool,
+    pub has_passkey: bool,
+    /// A code was sent and is still live.
+    pub code_sent: bool,
+    pub delivery_failed: bool,
+}
+
+/// Re-authentication challenges live in `email_challenges` under this key, one per session.
+fn challenge_key(session_hash: &str) -> String {
+    format!("reauth:{session_hash}")
+}
+
+impl Keyward {
+    /// `None` without a live session.
+    pub fn session_recency(&self, session_token: &str) -> Result<Option<Recency>, ServiceError> {
+        let now = self.now();
+        let found = repo::sessions::find_live(&mut *self.conn()?, &hash_secret(session_token), now, self.config().session_idle_seconds)?;
+        Ok(found.map(|(s, _)| if s.auth_time > now - self.config().reauthentication_seconds { Recency::Recent } else { Recency::Stale }))
+    }
+
+    /// The re-authentication page's state; `None` without a live session.
+    pub fn reauth_view(&self, session_token: &str) -> Result<Option<ReauthView>, ServiceError> {
+        let now = self.now();
+        let session_hash = hash_secret(session_token);
+        let mut conn = self.conn()?;
+        let Some(user) = self.session_user(&mut conn, session_token)? else { return Ok(None) };
+        let has_passkey = repo::passkeys::count_for_user(&mut conn, &user.id)? > 0;
+        let latest = repo::attempts::latest_challenge(&mut conn, &challenge_key(&session_hash))?;
+        let live = latest.filter(|c| c.consumed_at.is_none() && c.expires_at > now);
+        Ok(Some(ReauthView {
+            email: user.email,
+            email_sign_in: user.email_sign_in,
+            has_passkey,
+            code_sent: live.is_some(),
+            delivery_failed: live.as_ref().is_some_and(|c| c.delivery == "failed"),
+        }))
+    }
+
+    /// Creates a code for this session, to be emailed to the account's own address (never to
+    /// a typed one), within the same send limits as sign-in codes. `None` without a session.
+    pub fn request_reauth_code(&self, session_token: &str, requested_from: &str) -> Result<Option<ReauthCodeRequest>, ServiceError> {
+        let code = email_code::generate(&mut rand::rng());
+        let code_hash = self.argon2.hash_password(code.as_bytes()).map_err(|e| ServiceError::Crypto(e.to_string()))?.to_string();
+        let now = self.now();
+        let limits = &self.config().limits;
+        let mut conn = self.conn()?;
+        let Some(user) = self.session_user(&mut conn, session_token)? else { return Ok(None) };
+        if !user.email_sign_in {
+            return Ok(Some(ReauthCodeRequest::EmailOff));
+        }
+        for (key, limit) in [
+            (format!("send:address:{}", hash_secret(&user.email)), limits.sends_per_address),
+            (format!("send:net:{requested_from}"), limits.sends_per_ip),
+        ] {
+            if let Some(retry_after) = repo::limits::hit(&mut conn, &key, limits.send_window_seconds, limit, now)? {
+                return Ok(Some(ReauthCodeRequest::Limited { retry_after }));
+            }
+        }
+        let row = EmailChallenge {
+            id: random_token(&mut rand::rng()),
+            attempt_id: challenge_key(&hash_secret(session_token)),
+            email: user.email.clone(),
+            code_hash,
+            failed_tries: 0,
+            created_at: now,
+            expires_at: now + self.config().code_lifetime_seconds,
+            consumed_at: None,
+            // No magic link: re-authentication happens in the browser that asked.
+            link_hash: None,
+            delivery: "pending".into(),
+            requested_from: requested_from.to_owned(),
+        };
+        keyward_store::write_transaction(&mut *self.writer()?, |c| repo::attempts::replace_challenge(c, &row))?;
+        Ok(Some(ReauthCodeRequest::Send(ReauthMail {
+            challenge_id: row.id,
+            to: row.email,
+            code_display: email_code::display(&code),
+            requested_from: row.requested_from,
+        })))
+    }
+
+    /// Checks a typed re-authentication code; on success the session's `auth_time` becomes
+    /// now (`amr` "otp"). `Ok(Err(AttemptGone))` when the session is not live.
+    pub fn verify_reauth_code(&self, session_token: &str, typed: &str) -> Result<Result<(), CodeRejected>, ServiceError> {
+        let now = self.now();
+        let session_hash = hash_secret(session_token);
+        let (user, challenge) = {
+            let mut conn = self.conn()?;
+            let Some(user) = self.session_user(&mut conn, session_token)? else { return Ok(Err(CodeRejected::AttemptGone)) };
+            let Some(ch) = repo::attempts::latest_challenge(&mut conn, &challenge_key(&session_hash))? else {
+                return Ok(Err(CodeRejected::NoLiveCode));
+            };
+            if ch.delivery == "failed" {
+                return Ok(Err(CodeRejected::MailFailed));
+            }
+            // The code must have gone to this account's address (it changes only by an admin).
+            if ch.consumed_at.is_some() || ch.expires_at <= now || ch.email != user.email || !user.email_sign_in {
+                return Ok(Err(CodeRejected::NoLiveCode));
+            }
+            if email_code::normalize(typed).is_none() {
+                return Ok(Err(CodeRejected::Malformed));
+            }
+            let window_key = format!("tries:address:{}", hash_secret(&ch.email));
+            if let Some(retry_after) =
+                repo::limits::hit(&mut conn, &window_key, 3600, self.config().limits.code_tries_per_address_per_hour, now)?
+            {
+                return Ok(Err(CodeRejected::AddressLocked { retry_after }));
+            }
+            if !repo::attempts::take_try(&mut conn, &ch.id, MAX_ATTEMPTS, now)? {
+                return Ok(Err(CodeRejected::TooManyTries));
+            }
+            (user, ch)
+        };
+        let normalized = email_code::normalize(typed).unwrap_or_default();
+        if self.argon2.verify_password(normalized.as_bytes(), challenge.code_hash.as_str()).is_err() {
+            let tries_left = MAX_ATTEMPTS - (challenge.failed_tries + 1);
+            return Ok(Err(if tries_left <= 0 { CodeRejected::TooManyTries } else { CodeRejected::Wrong { tries_left } }));
+        }
+        keyward_store::write_transaction(&mut *self.writer()?, |c| {
+            if !repo::attempts::consume_challenge(c, &challenge.id, now)? {
+                return Ok(Err(CodeRejected::NoLiveCode));
+            }
+            repo::limits::reset(c, &format!("tries:address:{}", hash_secret(&challenge.email)))?;
+            if !repo::sessions::reauthenticate(c, &session_hash, &user.id, "otp", now)? {
+                return Ok(Err(CodeRejected::AttemptGone));
+            }
+            self.audit(c, "reauthenticated", Some(&user.id), serde_json::json!({ "method": "email_code" }))?;
+            Ok(Ok(()))
+        })
+    }
+}
