@@ -252,3 +252,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &SignInLimiter) {
         .route("/try/callback", web::get().to(try_it::callback))
         .default_service(web::to(home::not_found));
 }
+
+#[cfg(test)]
+mod fuzz_tests;
