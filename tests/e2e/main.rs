@@ -7,6 +7,7 @@
 
 mod accounts;
 mod admin_cli;
+mod bad_input;
 mod browser;
 mod cli;
 mod client_auth;

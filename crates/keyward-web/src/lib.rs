@@ -123,6 +123,40 @@ pub async fn observe_requests(
     Ok(res)
 }
 
+/// The longest request target (path and query) Keyward reads; longer ones get 414. The
+/// longest legitimate one, an `/authorize` link with an 8 KiB `id_token_hint`, fits.
+pub const MAX_REQUEST_TARGET: usize = 16 * 1024;
+/// The most header bytes Keyward reads; more get 431. (actix itself refuses a head over
+/// 128 KiB with 431.)
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses an over-long request line (414) or head (431) before any handler runs.
+pub async fn limit_request_head(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>, actix_web::Error> {
+    use actix_web::http::StatusCode;
+    let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    let head: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let refused = if target > MAX_REQUEST_TARGET {
+        Some((StatusCode::URI_TOO_LONG, "This address is too long. Go back to the app and start again."))
+    } else if head > MAX_HEADER_BYTES {
+        Some((
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "This request carries too much header data. Clear this site's cookies, then try again.",
+        ))
+    } else {
+        None
+    };
+    match refused {
+        Some((status, message)) => {
+            let resp = actix_web::HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(message);
+            Ok(req.into_response(resp).map_into_right_body())
+        }
+        None => Ok(next.call(req).await?.map_into_left_body()),
+    }
+}
+
 /// The private listener's routes: metrics and the probes.
 pub fn configure_private(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(routes::account::metrics))
@@ -271,3 +305,6 @@ mod tests {
         assert_eq!(key("[2001:db8:1:2:aaaa::1]:4000"), "2001:db8:1:2::".parse::<std::net::IpAddr>().expect("ip"));
     }
 }
+
+#[cfg(test)]
+mod fuzz_tests;

@@ -22,6 +22,15 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
 pub(crate) fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("KEYWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // actix-http logs every malformed request (a bad head, a head over its limit) as an
+    // ERROR "stream error" after answering it 400/431: any client could flood the operator's
+    // alerts. Those are the client's mistakes; they are kept out unless asked for by name
+    // (`KEYWARD_LOG=info,actix_http=debug`).
+    let asked = std::env::var("KEYWARD_LOG").is_ok_and(|v| v.contains("actix_http"));
+    let filter = match "actix_http::h1::dispatcher=off".parse() {
+        Ok(quiet) if !asked => filter.add_directive(quiet),
+        _ => filter,
+    };
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     if std::env::var("KEYWARD_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
@@ -110,6 +119,7 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
             App::new()
                 .app_data(state.clone())
                 .wrap(keyward_web::security_headers(https))
+                .wrap(actix_web::middleware::from_fn(keyward_web::limit_request_head))
                 .wrap(actix_web::middleware::from_fn(keyward_web::observe_requests))
                 .configure(move |cfg| keyward_web::configure(cfg, &limiter))
         })

@@ -14,7 +14,7 @@ use std::sync::Arc;
 type Params = Vec<(String, String)>;
 
 /// The form body of a back-channel request: url-encoded, no parameter twice.
-fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, WebError> {
+pub(crate) fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, WebError> {
     let form_type =
         req.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let params = match parse_form(body) {
@@ -129,7 +129,7 @@ pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> Res
 }
 
 /// `Authorization: Basic` → (client_id, secret), each form-url-decoded (RFC 6749 §2.3.1).
-fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ()> {
+pub(crate) fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ()> {
     let Some(value) = req.headers().get("authorization") else {
         return Ok(None);
     };
