@@ -92,13 +92,12 @@ impl Keyward {
         if !user.email_sign_in {
             return Ok(Some(ReauthCodeRequest::EmailOff));
         }
-        for (key, limit) in [
-            (format!("send:address:{}", hash_secret(&user.email)), limits.sends_per_address),
-            (format!("send:net:{requested_from}"), limits.sends_per_ip),
-        ] {
-            if let Some(retry_after) = repo::limits::hit(&mut conn, &key, limits.send_window_seconds, limit, now)? {
-                return Ok(Some(ReauthCodeRequest::Limited { retry_after }));
-            }
+        let address_key = format!("send:address:{}", hash_secret(&user.email));
+        let net_key = format!("send:net:{requested_from}");
+        let window = limits.send_window_seconds;
+        let keys = [(address_key.as_str(), window, limits.sends_per_address), (net_key.as_str(), window, limits.sends_per_ip)];
+        if let Some((_, retry_after)) = repo::limits::hit_all(&mut conn, &keys, now)? {
+            return Ok(Some(ReauthCodeRequest::Limited { retry_after }));
         }
         let row = EmailChallenge {
             id: random_token(&mut rand::rng()),
@@ -114,7 +113,7 @@ impl Keyward {
             delivery: "pending".into(),
             requested_from: requested_from.to_owned(),
         };
-        keyward_store::write_transaction(&mut *self.writer()?, |c| repo::attempts::replace_challenge(c, &row))?;
+        keyward_store::write_transaction(&mut *self.writer()?, |c| repo::attempts::replace_reauth_challenge(c, &row))?;
         Ok(Some(ReauthCodeRequest::Send(ReauthMail {
             challenge_id: row.id,
             to: row.email,

@@ -58,6 +58,15 @@ pub fn replace_challenge(conn: &mut DbConnection, row: &EmailChallenge, approval
     Ok(true)
 }
 
+/// Stores a re-authentication code (keyed by its session, with no login attempt row and no
+/// link, so no approval to withdraw) and kills the session's earlier ones.
+pub fn replace_reauth_challenge(conn: &mut DbConnection, row: &EmailChallenge) -> QueryResult<()> {
+    diesel::update(ec::table.filter(ec::attempt_id.eq(&row.attempt_id)).filter(ec::consumed_at.is_null()))
+        .set(ec::consumed_at.eq(row.created_at))
+        .execute(conn)?;
+    diesel::insert_into(ec::table).values(row).execute(conn).map(|_| ())
+}
+
 /// The attempt's live challenge, if any.
 pub fn current_challenge(conn: &mut DbConnection, attempt_id: &str) -> QueryResult<Option<EmailChallenge>> {
     ec::table
