@@ -51,7 +51,12 @@ fn clients_new_prints_a_secret_whose_hash_is_the_snippet() {
     let snippet = String::from_utf8_lossy(&out.stdout);
     assert!(snippet.contains(&keyward_core::secret::hash_secret(&secret)));
     assert!(!snippet.contains(&secret), "the secret itself never goes into the config");
-    let config = temp_file("new.toml", &format!("issuer = \"https://id.example.com\"\n{snippet}"));
+    let config = temp_file(
+        "new.toml",
+        &format!(
+            "issuer = \"https://id.example.com\"\n# Only the checks under test: no mail server or master key in these snippets.\nallow_development_defaults = true\n{snippet}"
+        ),
+    );
     let check = Command::new(bin()).args(["config", "check"]).arg(&config).env_remove("KEYWARD_CONFIG").output().expect("runs");
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
 }

@@ -384,7 +384,7 @@ fn config_check(name: &str, text: &str) -> (Option<i32>, String, String) {
 
 fn pkjwt_config(keys: &str) -> String {
     format!(
-        "issuer = \"https://id.example.com\"\n[[clients]]\nid = \"signed\"\nname = \"Signed\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\n{keys}\nredirect_uris = [\"https://signed.example/cb\"]\n"
+        "issuer = \"https://id.example.com\"\n# Only the checks under test: no mail server or master key in these snippets.\nallow_development_defaults = true\n[[clients]]\nid = \"signed\"\nname = \"Signed\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\n{keys}\nredirect_uris = [\"https://signed.example/cb\"]\n"
     )
 }
 
@@ -417,7 +417,7 @@ fn config_check_names_the_key_when_a_private_key_jwt_client_has_no_usable_keys()
     }
     // Keys on a client that does not use them are a mistake too.
     let secret_client = format!(
-        "issuer = \"https://id.example.com\"\n[[clients]]\nid = \"app\"\nsecret_hashes = [\"{}\"]\njwks = '{}'\nredirect_uris = [\"https://app.example/cb\"]\n",
+        "issuer = \"https://id.example.com\"\n# Only the checks under test: no mail server or master key in these snippets.\nallow_development_defaults = true\n[[clients]]\nid = \"app\"\nsecret_hashes = [\"{}\"]\njwks = '{}'\nredirect_uris = [\"https://app.example/cb\"]\n",
         "a".repeat(43),
         jwk_set(&[&good])
     );
