@@ -156,3 +156,29 @@ async fn an_attacker_who_requested_the_email_gets_nothing_when_the_victim_clicks
     assert_ne!(late.status, 303, "the cancelled attempt cannot be finished with the code either");
     Ok(())
 }
+
+/// Issue 14, finding 17: the waiting page's poll can land while the browser, having typed a
+/// correct code, is on its way to the app. For the browser that finished the attempt, the
+/// status says `finished` (the script then stops, never reloads) and the code page says the
+/// sign-in is complete — never "This sign-in has expired". Another browser still sees `gone`.
+#[tokio::test]
+async fn f17_an_attempt_finished_in_this_browser_is_finished_not_gone() -> anyhow::Result<()> {
+    let app = spawn(AppOptions::default()).await?;
+    let browser = Browser::new()?;
+    let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
+    let (_, attempt, csrf) = open_login(&app, &browser, &auth_request(&rp).url).await?;
+    let code = request_code(&app, &browser, &attempt, &csrf, "finished@example.com").await?;
+    let done = submit_code(&app, &browser, &attempt, &csrf, &code).await?;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let status_url = app.url(&format!("/login/status?attempt={attempt}"));
+    let status: serde_json::Value = browser.http.get(&status_url).send().await?.json().await?;
+    assert_eq!(status["finished"], true, "{status}");
+    assert_eq!(status["gone"], false, "a poll answered now must not make the page reload: {status}");
+    let page = browser.get(&app.url(&format!("/login/code?attempt={attempt}"))).await?;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("signed in") && !page.body.contains("has expired"), "{}", page.body);
+    let stranger = Browser::new()?;
+    let theirs: serde_json::Value = stranger.http.get(&status_url).send().await?.json().await?;
+    assert_eq!(theirs["gone"], true, "another browser learns nothing about the attempt: {theirs}");
+    Ok(())
+}
