@@ -7,14 +7,14 @@ use crate::common::*;
 use keyward_testkit::app::*;
 use keyward_testkit::browser::{Browser, Page, code_in, unescape};
 
-fn limits(body: &str) -> AppOptions {
+pub(crate) fn limits(body: &str) -> AppOptions {
     AppOptions {
         limits: Some(format!("{body}\nsign_in_requests_per_ip_per_minute = 1000000\nsign_in_burst_per_ip = 1000000\n")),
         ..Default::default()
     }
 }
 
-async fn send(app: &TestApp, browser: &Browser, attempt: &str, csrf: &str, email: &str) -> anyhow::Result<Page> {
+pub(crate) async fn send(app: &TestApp, browser: &Browser, attempt: &str, csrf: &str, email: &str) -> anyhow::Result<Page> {
     browser.post_form(&app.url("/login/email"), &[("attempt", attempt), ("csrf", csrf), ("email", email)]).await
 }
 
