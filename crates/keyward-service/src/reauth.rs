@@ -83,8 +83,6 @@ impl Keyward {
     /// Creates a code for this session, to be emailed to the account's own address (never to
     /// a typed one), within the same send limits as sign-in codes. `None` without a session.
     pub fn request_reauth_code(&self, session_token: &str, requested_from: &str) -> Result<Option<ReauthCodeRequest>, ServiceError> {
-        let code = email_code::generate(&mut rand::rng());
-        let code_hash = self.argon2.hash_password(code.as_bytes()).map_err(|e| ServiceError::Crypto(e.to_string()))?.to_string();
         let now = self.now();
         let limits = &self.config().limits;
         let mut conn = self.conn()?;
@@ -99,6 +97,11 @@ impl Keyward {
         if let Some((_, retry_after)) = repo::limits::hit_all(&mut conn, &keys, now)? {
             return Ok(Some(ReauthCodeRequest::Limited { retry_after }));
         }
+        // Hashed only once the limits allow it, as for sign-in codes (issue 14, finding 6).
+        drop(conn);
+        let code = email_code::generate(&mut rand::rng());
+        self.metrics.inc(crate::metrics::Family::Argon2, "op", "hash");
+        let code_hash = self.argon2.hash_password(code.as_bytes()).map_err(|e| ServiceError::Crypto(e.to_string()))?.to_string();
         let row = EmailChallenge {
             id: random_token(&mut rand::rng()),
             attempt_id: challenge_key(&hash_secret(session_token)),
@@ -155,6 +158,7 @@ impl Keyward {
             (user, ch)
         };
         let normalized = email_code::normalize(typed).unwrap_or_default();
+        self.metrics.inc(crate::metrics::Family::Argon2, "op", "verify");
         if self.argon2.verify_password(normalized.as_bytes(), challenge.code_hash.as_str()).is_err() {
             let tries_left = MAX_ATTEMPTS - (challenge.failed_tries + 1);
             return Ok(Err(if tries_left <= 0 { CodeRejected::TooManyTries } else { CodeRejected::Wrong { tries_left } }));
