@@ -40,8 +40,10 @@ try {
     });
   });
   await page.getByRole("button", { name: "Sign in", exact: true }).click({ noWaitAfter: true });
-  const timeout = new Promise((resolve) => setTimeout(() => resolve({ url: page.url(), h1: null, timeout: true }), 40000));
+  let timer;
+  const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve({ url: page.url(), h1: null, timeout: true }), 40000); });
   say({ ...(await Promise.race([outcome, timeout])), errors });
+  clearTimeout(timer);
 } finally {
   input.close();
   await browser.close();

@@ -46,6 +46,8 @@ async fn slow_app(listener: tokio::net::TcpListener, seen: mpsc::UnboundedSender
             let text = String::from_utf8_lossy(&head).into_owned();
             let target = text.split_whitespace().nth(1).unwrap_or_default().to_owned();
             if !target.starts_with("/callback") {
+                // The favicon, say: nothing, at once.
+                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").await;
                 return;
             }
             let _ = seen.send(Callback::Arrived { target });
