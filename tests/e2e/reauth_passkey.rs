@@ -73,7 +73,7 @@ async fn f4_a_passkey_of_the_account_confirms_it_is_you_even_with_email_sign_in_
     let (ceremony, options) = start(&world, &owner).await?;
     let allowed: Vec<_> = options.public_key.allow_credentials.iter().map(|c| c.id.clone()).collect();
     assert_eq!(allowed, vec![passkey.credential.raw_id.clone()]);
-    assert_eq!(serde_json::to_value(&options.public_key.user_verification)?, "required");
+    assert_eq!(serde_json::to_value(options.public_key.user_verification)?, "required");
 
     // Another account's passkey does not confirm the owner's session.
     let mut forged = options.clone();
