@@ -1,6 +1,8 @@
 // Keyward passkeys in the browser. On the login page: offers saved passkeys in the email
 // field's autofill (conditional mediation) and runs "Sign in with a passkey". On the account
-// page: "Add a passkey". Without WebAuthn nothing here runs and the page stays email-only.
+// page: "Add a passkey" (started again by itself after "Confirm it's you"). On the
+// confirmation page: "Confirm with a passkey". Without WebAuthn nothing here runs and the
+// page stays email-only.
 (function () {
   "use strict";
   if (!window.PublicKeyCredential || !window.fetch) { return; }
@@ -100,8 +102,7 @@
     return true;
   }
   function register(button, after) {
-    button.hidden = false;
-    button.addEventListener("click", function () {
+    var create = function () {
       say("");
       button.disabled = true;
       post("/account/passkeys/register/start", {}).then(function (start) {
@@ -127,6 +128,49 @@
         .catch(function (e) {
           button.disabled = false;
           say(e.name === "InvalidStateError" ? "This device already has a passkey for your account." : (e.name === "NotAllowedError" ? "No passkey was created." : e.message));
+        });
+    };
+    button.hidden = false;
+    button.addEventListener("click", create);
+    // Back from "Confirm it's you" (`?resume=add-passkey`): carry on with what was asked,
+    // once (the address loses the marker, so a reload does not start it again).
+    if (button.getAttribute("data-resume") === "yes") {
+      if (window.history && history.replaceState) {
+        history.replaceState(null, "", location.pathname + location.search.replace(/([?&])resume=add-passkey(&|$)/, "$1").replace(/[?&]$/, "") + location.hash);
+      }
+      create();
+    }
+  }
+
+  // "Confirm it's you" with one of the account's passkeys, then back to where the person was.
+  var confirm = document.getElementById("reauth-passkey");
+  if (confirm) {
+    confirm.hidden = false;
+    confirm.addEventListener("click", function () {
+      say("");
+      confirm.disabled = true;
+      post("/account/confirm/passkey/start", {}).then(function (start) {
+        var pk = start.options.publicKey;
+        pk.challenge = fromB64u(pk.challenge);
+        (pk.allowCredentials || []).forEach(function (c) { c.id = fromB64u(c.id); });
+        return navigator.credentials.get({ publicKey: pk }).then(function (cred) {
+          return post("/account/confirm/passkey/finish", {
+            ceremony: start.ceremony, next: confirm.getAttribute("data-next"),
+            credential: {
+              id: cred.id, rawId: toB64u(cred.rawId), type: cred.type, extensions: {},
+              response: {
+                authenticatorData: toB64u(cred.response.authenticatorData),
+                clientDataJSON: toB64u(cred.response.clientDataJSON),
+                signature: toB64u(cred.response.signature),
+                userHandle: cred.response.userHandle ? toB64u(cred.response.userHandle) : null
+              }
+            }
+          });
+        });
+      }).then(function (done) { window.location.assign(done.redirect); })
+        .catch(function (e) {
+          confirm.disabled = false;
+          say(e.name === "NotAllowedError" ? "No passkey was used. Try again, or use an emailed code." : e.message);
         });
     });
   }

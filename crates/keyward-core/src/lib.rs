@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod email;
 pub mod email_code;
+pub mod local_next;
 pub mod net;
 pub mod oauth_error;
 pub mod pkce;

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod client_keys;
+mod code_check;
 pub mod consent;
 pub mod keys;
 pub mod link;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod passkeys;
 pub mod reauth;
+pub mod reauth_passkey;
 pub mod tokens;
 pub mod users;
 

@@ -5,11 +5,11 @@
 //! code in one transaction. Magic links and cross-device approval are in `link.rs`.
 
 use crate::{Keyward, ServiceError};
-use argon2::{PasswordHasher, PasswordVerifier};
+use argon2::PasswordHasher;
 use keyward_core::authorize::AuthorizationRequest;
 use keyward_core::config::SignupPolicy;
 use keyward_core::email::Email;
-use keyward_core::email_code::{self, MAX_ATTEMPTS};
+use keyward_core::email_code;
 use keyward_core::secret::{constant_time_eq, hash_secret, random_token};
 use keyward_store::models::{EmailChallenge, LoginAttempt, Session, User};
 use keyward_store::{DbConnection, repo};
@@ -270,46 +270,23 @@ impl Keyward {
         typed: &str,
         offer_passkey: bool,
     ) -> Result<Result<SignedIn, CodeRejected>, ServiceError> {
-        let now = self.now();
         let challenge = {
             let mut conn = self.conn()?;
             if self.attempt_for(&mut conn, attempt_id, browser_id)?.is_none() {
                 return Ok(Err(CodeRejected::AttemptGone));
             }
-            let Some(ch) = repo::attempts::latest_challenge(&mut conn, attempt_id)? else {
-                return Ok(Err(CodeRejected::NoLiveCode));
-            };
-            if ch.delivery == "failed" {
-                return Ok(Err(CodeRejected::MailFailed));
+            match self.take_code_try(&mut conn, attempt_id, typed, |_| true)? {
+                Ok(ch) => ch,
+                Err(rejected) => return Ok(Err(rejected)),
             }
-            if ch.consumed_at.is_some() || ch.expires_at <= now {
-                return Ok(Err(CodeRejected::NoLiveCode));
-            }
-            if email_code::normalize(typed).is_none() {
-                return Ok(Err(CodeRejected::Malformed));
-            }
-            let window_key = format!("tries:address:{}", hash_secret(&ch.email));
-            if let Some(retry_after) =
-                repo::limits::hit(&mut conn, &window_key, 3600, self.config().limits.code_tries_per_address_per_hour, now)?
-            {
-                return Ok(Err(CodeRejected::AddressLocked { retry_after }));
-            }
-            if !repo::attempts::take_try(&mut conn, &ch.id, MAX_ATTEMPTS, now)? {
-                return Ok(Err(CodeRejected::TooManyTries));
-            }
-            ch
         };
-        let normalized = email_code::normalize(typed).unwrap_or_default();
-        self.metrics.inc(crate::metrics::Family::Argon2, "op", "verify");
-        if self.argon2.verify_password(normalized.as_bytes(), challenge.code_hash.as_str()).is_err() {
-            let tries_left = MAX_ATTEMPTS - (challenge.failed_tries + 1);
-            return Ok(Err(if tries_left <= 0 { CodeRejected::TooManyTries } else { CodeRejected::Wrong { tries_left } }));
+        if let Err(rejected) = self.code_matches(&challenge, typed) {
+            return Ok(Err(rejected));
         }
         keyward_store::write_transaction(&mut *self.writer()?, |c| {
-            if !repo::attempts::consume_challenge(c, &challenge.id, now)? {
+            if !self.consume_code(c, &challenge)? {
                 return Ok(Err(CodeRejected::NoLiveCode));
             }
-            repo::limits::reset(c, &format!("tries:address:{}", hash_secret(&challenge.email)))?;
             self.complete_sign_in(c, attempt_id, browser_id, &challenge.email, "email_code", offer_passkey)
         })
     }

@@ -58,11 +58,11 @@ pub(crate) fn build_webauthn(issuer: &str) -> Result<Webauthn, ServiceError> {
         .map_err(|e| ServiceError::Internal(format!("WebAuthn settings from the issuer: {e}")))
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String, ServiceError> {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, ServiceError> {
     serde_json::to_string(v).map_err(|e| ServiceError::Corrupt(e.to_string()))
 }
 
-fn passkey_of(row: &PasskeyRow) -> Result<Passkey, ServiceError> {
+pub(crate) fn passkey_of(row: &PasskeyRow) -> Result<Passkey, ServiceError> {
     serde_json::from_str(&row.passkey_json).map_err(|e| ServiceError::Corrupt(e.to_string()))
 }
 
@@ -203,7 +203,7 @@ impl Keyward {
 
     /// Stores a ceremony's state (single use, five minutes) and returns the browser's options
     /// with the ceremony's id.
-    fn open_ceremony(
+    pub(crate) fn open_ceremony(
         &self,
         conn: &mut keyward_store::DbConnection,
         kind: &str,

@@ -6,8 +6,8 @@
 
 use crate::login::CodeRejected;
 use crate::{Keyward, ServiceError};
-use argon2::{PasswordHasher, PasswordVerifier};
-use keyward_core::email_code::{self, MAX_ATTEMPTS};
+use argon2::PasswordHasher;
+use keyward_core::email_code;
 use keyward_core::secret::{hash_secret, random_token};
 use keyward_store::models::EmailChallenge;
 use keyward_store::repo;
@@ -50,7 +50,7 @@ pub struct ReauthView {
 }
 
 /// Re-authentication challenges live in `email_challenges` under this key, one per session.
-fn challenge_key(session_hash: &str) -> String {
+pub(crate) fn challenge_key(session_hash: &str) -> String {
     format!("reauth:{session_hash}")
 }
 
@@ -133,41 +133,20 @@ impl Keyward {
         let (user, challenge) = {
             let mut conn = self.conn()?;
             let Some(user) = self.session_user(&mut conn, session_token)? else { return Ok(Err(CodeRejected::AttemptGone)) };
-            let Some(ch) = repo::attempts::latest_challenge(&mut conn, &challenge_key(&session_hash))? else {
-                return Ok(Err(CodeRejected::NoLiveCode));
-            };
-            if ch.delivery == "failed" {
-                return Ok(Err(CodeRejected::MailFailed));
-            }
             // The code must have gone to this account's address (it changes only by an admin).
-            if ch.consumed_at.is_some() || ch.expires_at <= now || ch.email != user.email || !user.email_sign_in {
-                return Ok(Err(CodeRejected::NoLiveCode));
+            let belongs = |ch: &EmailChallenge| ch.email == user.email && user.email_sign_in;
+            match self.take_code_try(&mut conn, &challenge_key(&session_hash), typed, belongs)? {
+                Ok(ch) => (user, ch),
+                Err(rejected) => return Ok(Err(rejected)),
             }
-            if email_code::normalize(typed).is_none() {
-                return Ok(Err(CodeRejected::Malformed));
-            }
-            let window_key = format!("tries:address:{}", hash_secret(&ch.email));
-            if let Some(retry_after) =
-                repo::limits::hit(&mut conn, &window_key, 3600, self.config().limits.code_tries_per_address_per_hour, now)?
-            {
-                return Ok(Err(CodeRejected::AddressLocked { retry_after }));
-            }
-            if !repo::attempts::take_try(&mut conn, &ch.id, MAX_ATTEMPTS, now)? {
-                return Ok(Err(CodeRejected::TooManyTries));
-            }
-            (user, ch)
         };
-        let normalized = email_code::normalize(typed).unwrap_or_default();
-        self.metrics.inc(crate::metrics::Family::Argon2, "op", "verify");
-        if self.argon2.verify_password(normalized.as_bytes(), challenge.code_hash.as_str()).is_err() {
-            let tries_left = MAX_ATTEMPTS - (challenge.failed_tries + 1);
-            return Ok(Err(if tries_left <= 0 { CodeRejected::TooManyTries } else { CodeRejected::Wrong { tries_left } }));
+        if let Err(rejected) = self.code_matches(&challenge, typed) {
+            return Ok(Err(rejected));
         }
         keyward_store::write_transaction(&mut *self.writer()?, |c| {
-            if !repo::attempts::consume_challenge(c, &challenge.id, now)? {
+            if !self.consume_code(c, &challenge)? {
                 return Ok(Err(CodeRejected::NoLiveCode));
             }
-            repo::limits::reset(c, &format!("tries:address:{}", hash_secret(&challenge.email)))?;
             if !repo::sessions::reauthenticate(c, &session_hash, &user.id, "otp", now)? {
                 return Ok(Err(CodeRejected::AttemptGone));
             }

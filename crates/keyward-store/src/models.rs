@@ -124,7 +124,7 @@ pub struct PasskeyRow {
 #[diesel(table_name = webauthn_ceremonies, treat_none_as_default_value = false)]
 pub struct Ceremony {
     pub id: String,
-    /// `register` or `login`.
+    /// `register`, `login` or `reauth`.
     pub kind: String,
     pub user_id: Option<String>,
     pub attempt_id: Option<String>,

@@ -275,6 +275,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &SignInLimiter) {
         .route("/account/confirm", web::get().to(reauth::confirm_page))
         .route("/account/confirm/email", web::post().to(reauth::send_code))
         .route("/account/confirm/code", web::post().to(reauth::submit_code))
+        .route("/account/confirm/passkey/start", web::post().to(reauth::passkey_start))
+        .route("/account/confirm/passkey/finish", web::post().to(reauth::passkey_finish))
         .route("/account/passkeys", web::get().to(passkeys::list))
         .route("/account/passkeys/register/start", web::post().to(passkeys::register_start))
         .route("/account/passkeys/register/finish", web::post().to(passkeys::register_finish))

@@ -23,10 +23,13 @@ pub fn hit(conn: &mut DbConnection, key: &str, window_secs: i64, limit: i32, now
         if renewed == 1 {
             return Ok(None);
         }
-        // 3. At the limit, or no row yet.
-        let start: Option<i64> = rl::table.find(key).select(rl::window_start).first(conn).optional()?;
-        match start {
-            Some(start) => return Ok(Some((start + window_secs - now).max(1))),
+        // 3. At the limit, or no row yet — or another request created the row since step 1
+        //    (then it is under the limit: count again, instead of refusing a request that
+        //    only raced another one for the first hit).
+        let row: Option<(i64, i32)> = rl::table.find(key).select((rl::window_start, rl::hits)).first(conn).optional()?;
+        match row {
+            Some((start, hits)) if hits < limit && start > now - window_secs => continue,
+            Some((start, _)) => return Ok(Some((start + window_secs - now).max(1))),
             None => {
                 // In a savepoint, so that losing the race does not abort a caller's transaction
                 // on PostgreSQL.

@@ -54,6 +54,8 @@ fn form_session(req: &HttpRequest, state: &State, form: &[(String, String)]) -> 
 pub struct AccountQuery {
     done: Option<String>,
     problem: Option<String>,
+    /// `add-passkey`: the page's script starts adding a passkey again (after re-authentication).
+    resume: Option<String>,
 }
 
 /// GET /account: passkeys (rename, remove, add), recovery codes and the email switch.
@@ -122,6 +124,7 @@ pub async fn account_page(req: HttpRequest, state: State, q: web::Query<AccountQ
     };
     ctx.insert("notice", &notice);
     ctx.insert("error", &error);
+    ctx.insert("resume_add_passkey", &(q.resume.as_deref() == Some("add-passkey")));
     Ok(render(StatusCode::OK, "account.html", &ctx))
 }
 
@@ -144,7 +147,7 @@ pub async fn rename_form(req: HttpRequest, state: State, path: web::Path<String>
 pub async fn delete_form(req: HttpRequest, state: State, path: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, WebError> {
     let form = parse_form(&body).unwrap_or_default();
     let session = form_session(&req, &state, &form)?;
-    if let Some(confirm) = super::reauth::form_guard(&state, &session).await? {
+    if let Some(confirm) = super::reauth::form_guard(&state, &session, "/account#passkeys").await? {
         return Ok(confirm);
     }
     let confirmed = param(&form, "confirm") == Some("yes");
@@ -166,7 +169,7 @@ pub async fn delete_form(req: HttpRequest, state: State, path: web::Path<String>
 pub async fn recovery_codes_form(req: HttpRequest, state: State, body: web::Bytes) -> Result<HttpResponse, WebError> {
     let form = parse_form(&body).unwrap_or_default();
     let session = form_session(&req, &state, &form)?;
-    if let Some(confirm) = super::reauth::form_guard(&state, &session).await? {
+    if let Some(confirm) = super::reauth::form_guard(&state, &session, "/account#recovery").await? {
         return Ok(confirm);
     }
     let kw = state.kw.clone();
@@ -189,7 +192,7 @@ pub async fn email_sign_in_form(req: HttpRequest, state: State, body: web::Bytes
     let form = parse_form(&body).unwrap_or_default();
     let session = form_session(&req, &state, &form)?;
     let on = param(&form, "on") == Some("yes");
-    if !on && let Some(confirm) = super::reauth::form_guard(&state, &session).await? {
+    if !on && let Some(confirm) = super::reauth::form_guard(&state, &session, "/account#email-sign-in").await? {
         return Ok(confirm);
     }
     let kw = state.kw.clone();
@@ -248,7 +251,7 @@ pub async fn delete_json(
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };
-    if let Some(resp) = super::reauth::json_guard(&state, &session).await? {
+    if let Some(resp) = super::reauth::json_guard(&state, &session, "/account#passkeys").await? {
         return Ok(resp);
     }
     let kw = state.kw.clone();
@@ -409,7 +412,7 @@ pub async fn sign_out_others_form(req: HttpRequest, state: State, body: web::Byt
         return Err(WebError::csrf());
     }
     let session = cookies::get(&req, cookies::SESSION).ok_or_else(not_signed_in_page)?;
-    if let Some(confirm) = super::reauth::form_guard(&state, &session).await? {
+    if let Some(confirm) = super::reauth::form_guard(&state, &session, "/account#sessions").await? {
         return Ok(confirm);
     }
     let kw = state.kw.clone();

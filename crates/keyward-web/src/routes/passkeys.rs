@@ -29,13 +29,13 @@ pub(crate) fn check_origin(req: &HttpRequest, state: &State) -> Result<(), HttpR
     }
 }
 
-fn challenge(c: PasskeyChallenge) -> HttpResponse {
+pub(crate) fn challenge(c: PasskeyChallenge) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(serde_json::json!({ "ceremony": c.ceremony, "options": c.options }))
 }
 
-fn rejected(r: PasskeyRejected) -> HttpResponse {
+pub(crate) fn rejected(r: PasskeyRejected) -> HttpResponse {
     match r {
         PasskeyRejected::StaleChallenge => {
             json_error(StatusCode::BAD_REQUEST, "stale_challenge", "This passkey request expired or was already used. Try again.")
@@ -60,7 +60,7 @@ pub async fn register_start(req: HttpRequest, state: State) -> Result<HttpRespon
         return Ok(resp);
     }
     let Some(session) = cookies::get(&req, cookies::SESSION) else { return Ok(not_signed_in()) };
-    if let Some(resp) = super::reauth::json_guard(&state, &session).await? {
+    if let Some(resp) = super::reauth::json_guard(&state, &session, "/account?resume=add-passkey").await? {
         return Ok(resp);
     }
     let kw = state.kw.clone();
@@ -82,7 +82,7 @@ pub async fn register_finish(req: HttpRequest, state: State, body: web::Json<Reg
         return Ok(resp);
     }
     let Some(session) = cookies::get(&req, cookies::SESSION) else { return Ok(not_signed_in()) };
-    if let Some(resp) = super::reauth::json_guard(&state, &session).await? {
+    if let Some(resp) = super::reauth::json_guard(&state, &session, "/account?resume=add-passkey").await? {
         return Ok(resp);
     }
     let kw = state.kw.clone();
