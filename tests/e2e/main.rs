@@ -8,6 +8,7 @@
 mod accounts;
 mod admin_cli;
 mod bad_input;
+mod checklist_gaps;
 mod browser;
 mod cli;
 mod client_auth;
