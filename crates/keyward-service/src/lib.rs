@@ -17,6 +17,9 @@ pub mod reauth;
 pub mod tokens;
 pub mod users;
 
+#[cfg(test)]
+mod d7_tests;
+
 use argon2::Argon2;
 use keyward_core::Clock;
 use keyward_core::config::Config;
