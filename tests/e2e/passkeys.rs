@@ -18,7 +18,7 @@ use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, 
 use webauthn_rs_proto::{AllowCredentials, ResidentKeyRequirement, UserVerificationPolicy};
 
 #[tokio::test]
-async fn passkey_registration_then_username_less_sign_in_through_an_rp() -> anyhow::Result<()> {
+async fn a9_passkey_registration_then_username_less_sign_in_through_an_rp() -> anyhow::Result<()> {
     let app = spawn(AppOptions::default()).await?;
     let origin = app.issuer.clone();
     let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
@@ -254,7 +254,7 @@ async fn r12_a_credential_already_registered_is_refused() -> anyhow::Result<()> 
 }
 
 #[tokio::test]
-async fn options_challenge_is_16_bytes_or_more_new_each_time_and_timeout_is_5_to_10_minutes() -> anyhow::Result<()> {
+async fn c_options_challenge_is_16_bytes_or_more_new_each_time_and_timeout_is_5_to_10_minutes() -> anyhow::Result<()> {
     let world = World::start().await?;
     let browser = world.signed_in("options@example.com").await?;
     let mut seen = std::collections::HashSet::new();
