@@ -249,3 +249,108 @@ async fn e10_sessions_end_after_the_idle_timeout_and_after_the_absolute_lifetime
     assert_eq!(silent_answer(&app, &busy, &rp).await?, "login_required", "absolute lifetime");
     Ok(())
 }
+
+// Partly items closed where it was cheap.
+
+#[tokio::test]
+async fn e3_the_code_and_continue_posts_need_this_browsers_csrf_token_and_refuse_cross_site() -> anyhow::Result<()> {
+    let app = spawn(AppOptions::default()).await?;
+    let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
+    let browser = Browser::new()?;
+    let (_, attempt, csrf) = open_login(&app, &browser, &auth_request(&rp).url).await?;
+    let code = request_code(&app, &browser, &attempt, &csrf, "e3@example.com").await?;
+    for path in ["/login/code", "/login/continue"] {
+        let url = app.url(path);
+        let missing = browser.post_form(&url, &[("attempt", &attempt), ("code", &code)]).await?;
+        assert_eq!(missing.status, 403, "{path} without a token");
+        let foreign = browser.post_form(&url, &[("attempt", &attempt), ("csrf", "AAAA"), ("code", &code)]).await?;
+        assert_eq!(foreign.status, 403, "{path} with a foreign token");
+        let form = [("attempt", attempt.as_str()), ("csrf", csrf.as_str()), ("code", code.as_str())];
+        let cross = Page::read(browser.http.post(&url).header("Sec-Fetch-Site", "cross-site").form(&form).send().await?).await?;
+        assert_eq!(cross.status, 403, "{path} cross-site");
+        let stolen = Browser::new()?.post_form(&url, &form).await?;
+        assert_eq!(stolen.status, 403, "{path} from another browser with this one's token");
+    }
+    // Control: the refused posts burnt nothing; the code signs in with the token.
+    let done = submit_code(&app, &browser, &attempt, &csrf, &code).await?;
+    assert_eq!(done.status, 303, "{}", done.body);
+    Ok(())
+}
+
+#[tokio::test]
+async fn e4_e5_e7_every_kind_of_page_sends_the_framing_csp_and_nosniff_headers() -> anyhow::Result<()> {
+    let app = spawn(AppOptions::default()).await?;
+    let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
+    let browser = Browser::new()?;
+    let (login_url, attempt, csrf) = open_login(&app, &browser, &auth_request(&rp).url).await?;
+    let sent = browser.post_form(&app.url("/login/email"), &[("attempt", &attempt), ("csrf", &csrf), ("email", "e7@example.com")]).await?;
+    let mut pages = vec![
+        ("login", browser.get(&login_url).await?),
+        ("code", browser.get(&sent.redirect_to(&app.issuer)?).await?),
+        ("error", browser.get(&app.url("/authorize?client_id=nobody&response_type=code")).await?),
+        ("account, signed out", browser.get(&app.url("/account")).await?),
+        ("logout confirmation", browser.get(&app.url("/end_session")).await?),
+        ("not found", browser.get(&app.url("/no-such-page")).await?),
+    ];
+    pages.push(("token error", Page::read(reqwest::Client::new().post(app.url("/token")).form(&[("grant_type", "x")]).send().await?).await?));
+    for (what, page) in &pages {
+        assert!(!page.status.is_server_error(), "{what}: {}", page.status);
+        assert_eq!(page.header("x-content-type-options").as_deref(), Some("nosniff"), "{what}");
+        assert_eq!(page.header("x-frame-options").as_deref(), Some("DENY"), "{what}");
+        let csp = page.header("content-security-policy").unwrap_or_default();
+        for directive in ["frame-ancestors 'none'", "default-src 'none'", "base-uri 'none'"] {
+            assert!(csp.contains(directive), "{what}: {directive} missing from {csp:?}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
+        assert_eq!(page.header("referrer-policy").as_deref(), Some("no-referrer"), "{what}");
+    }
+    Ok(())
+}
+
+/// Moves every session's `auth_time` back by `seconds` (gray-box: an older sign-in).
+async fn age_sign_ins(app: &TestApp, seconds: i64) -> anyhow::Result<()> {
+    with_db(app, move |c| {
+        use diesel::prelude::*;
+        use keyward_store::schema::sessions as s;
+        diesel::update(s::table).set(s::auth_time.eq(s::auth_time - seconds)).execute(c)?;
+        Ok(())
+    })
+    .await
+}
+
+async fn auth_time_of(rp: &Rp, callback: &str, req: AuthRequest) -> anyhow::Result<i64> {
+    let claims = crate::common::redeem(rp, callback, req).await?;
+    Ok(claims.auth_time().map(|t| t.timestamp()).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn oidcc_prompt_login_and_max_age_compare_auth_time() -> anyhow::Result<()> {
+    let app = spawn(AppOptions::default()).await?;
+    let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
+    let browser = Browser::new()?;
+    let req = auth_request(&rp);
+    let callback = sign_in_by_email(&app, &browser, &req.url, "auth-time@example.com").await?;
+    let first = auth_time_of(&rp, &callback, req).await?;
+    assert!(first > 0, "auth_time is present");
+    age_sign_ins(&app, 100).await?;
+    let aged = first - 100;
+
+    // oidcc-max-age-10000: no login, and auth_time is unchanged.
+    let req = auth_request(&rp);
+    let silent = browser.get(&format!("{}&max_age=10000", req.url)).await?;
+    assert_eq!(auth_time_of(&rp, &silent.redirect_to(&app.issuer)?, req).await?, aged, "oidcc-max-age-10000");
+    // oidcc-max-age-1: the sign-in is older than 1 s, so a login; its auth_time is later.
+    let req = auth_request(&rp);
+    let url = format!("{}&max_age=1", req.url);
+    let callback = sign_in_by_email(&app, &browser, &url, "auth-time@example.com").await?;
+    let after_max_age = auth_time_of(&rp, &callback, req).await?;
+    assert!(after_max_age > aged, "oidcc-max-age-1: {after_max_age} is not later than {aged}");
+    // oidcc-prompt-login: a fresh login, and the second auth_time is later than the first.
+    age_sign_ins(&app, 100).await?;
+    let req = auth_request(&rp);
+    let url = format!("{}&prompt=login", req.url);
+    let callback = sign_in_by_email(&app, &browser, &url, "auth-time@example.com").await?;
+    let after_prompt_login = auth_time_of(&rp, &callback, req).await?;
+    assert!(after_prompt_login > after_max_age - 100, "oidcc-prompt-login: {after_prompt_login} vs {}", after_max_age - 100);
+    Ok(())
+}
