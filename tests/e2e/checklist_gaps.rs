@@ -292,7 +292,10 @@ async fn e4_e5_e7_every_kind_of_page_sends_the_framing_csp_and_nosniff_headers()
         ("logout confirmation", browser.get(&app.url("/end_session")).await?),
         ("not found", browser.get(&app.url("/no-such-page")).await?),
     ];
-    pages.push(("token error", Page::read(reqwest::Client::new().post(app.url("/token")).form(&[("grant_type", "x")]).send().await?).await?));
+    pages.push((
+        "token error",
+        Page::read(reqwest::Client::new().post(app.url("/token")).form(&[("grant_type", "x")]).send().await?).await?,
+    ));
     for (what, page) in &pages {
         assert!(!page.status.is_server_error(), "{what}: {}", page.status);
         assert_eq!(page.header("x-content-type-options").as_deref(), Some("nosniff"), "{what}");

@@ -8,8 +8,8 @@
 mod accounts;
 mod admin_cli;
 mod bad_input;
-mod checklist_gaps;
 mod browser;
+mod checklist_gaps;
 mod cli;
 mod client_auth;
 mod common;

@@ -389,7 +389,8 @@ async fn r5_a_registration_whose_rp_id_hash_is_another_rp_id_is_refused() -> any
     let world = World::start().await?;
     let browser = world.signed_in("r5@example.com").await?;
     for rp_id in ["evil.example", "localhost.evil.example", "example.com"] {
-        let (resp, _) = register_forged(&world, &browser, &Forger::p256()?, (rp_id, GOOD), create_data(&world, serde_json::json!({}))).await?;
+        let (resp, _) =
+            register_forged(&world, &browser, &Forger::p256()?, (rp_id, GOOD), create_data(&world, serde_json::json!({}))).await?;
         assert_eq!(error_of(&resp), NOT_ACCEPTED, "rpIdHash of {rp_id}: {}", resp.1);
     }
     assert_eq!(control_registration(&world, &browser).await?, 1);
@@ -410,7 +411,8 @@ async fn r6_a_registration_without_user_presence_is_refused() -> anyhow::Result<
 async fn r8_a_registration_backed_up_but_not_backup_eligible_is_refused() -> anyhow::Result<()> {
     let world = World::start().await?;
     let browser = world.signed_in("r8@example.com").await?;
-    let (resp, _) = register_forged(&world, &browser, &Forger::p256()?, (RP_ID, GOOD | BS), create_data(&world, serde_json::json!({}))).await?;
+    let (resp, _) =
+        register_forged(&world, &browser, &Forger::p256()?, (RP_ID, GOOD | BS), create_data(&world, serde_json::json!({}))).await?;
     assert_eq!(error_of(&resp), NOT_ACCEPTED, "BS without BE: {}", resp.1);
     // BS with BE (a synced passkey) is fine.
     let (resp, _) =
@@ -424,7 +426,8 @@ async fn r8_a_registration_backed_up_but_not_backup_eligible_is_refused() -> any
 async fn r9_a_key_whose_alg_is_not_in_pub_key_cred_params_is_refused() -> anyhow::Result<()> {
     let world = World::start().await?;
     let browser = world.signed_in("r9@example.com").await?;
-    let offered: Vec<i64> = world.start_registration(&browser).await?.options.public_key.pub_key_cred_params.iter().map(|p| p.alg).collect();
+    let offered: Vec<i64> =
+        world.start_registration(&browser).await?.options.public_key.pub_key_cred_params.iter().map(|p| p.alg).collect();
     assert!(offered.contains(&-7) && !offered.contains(&-36), "pubKeyCredParams {offered:?}");
     // A well-formed ES512 (P-521) key, which the options did not offer.
     let (resp, _) = register_forged(&world, &browser, &Forger::p521()?, (RP_ID, GOOD), create_data(&world, serde_json::json!({}))).await?;
@@ -493,7 +496,8 @@ async fn a6_backup_flags_on_sign_in_must_agree_with_the_registered_credential() 
     assert_eq!(error_of(&resp), NOT_ACCEPTED, "BS without BE: {}", resp.1);
     // A synced passkey (BE set at registration) that is suddenly not backup-eligible.
     let mut synced = Forger::p256()?;
-    let (resp, synced_handle) = register_forged(&world, &browser, &synced, (RP_ID, GOOD | BE | BS), create_data(&world, no_extra())).await?;
+    let (resp, synced_handle) =
+        register_forged(&world, &browser, &synced, (RP_ID, GOOD | BE | BS), create_data(&world, no_extra())).await?;
     assert_eq!(resp.0, 201, "{}", resp.1);
     let resp = sign_in_forged(&world, &mut synced, &synced_handle, GOOD, no_extra()).await?;
     assert_eq!(error_of(&resp), NOT_ACCEPTED, "BE dropped: {}", resp.1);
