@@ -41,7 +41,7 @@ async fn invite_only_lets_invited_people_in_and_nobody_else() -> anyhow::Result<
 }
 
 #[tokio::test]
-async fn disabled_accounts_cannot_sign_in_and_get_no_hint() -> anyhow::Result<()> {
+async fn d8_disabled_accounts_cannot_sign_in_and_get_no_hint() -> anyhow::Result<()> {
     let app = spawn(AppOptions::default()).await?;
     let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
     let browser = Browser::new()?;

@@ -75,7 +75,7 @@ fn migrate_applies_the_schema_once() {
 }
 
 #[test]
-fn db_cleanup_removes_expired_sign_in_codes() {
+fn f7_db_cleanup_removes_expired_sign_in_codes() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         use keyward_testkit::app::*;

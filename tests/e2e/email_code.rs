@@ -95,7 +95,7 @@ async fn d8_known_and_unknown_addresses_get_the_same_answer() -> anyhow::Result<
 }
 
 #[tokio::test]
-async fn e1_session_cookie_is_host_prefixed_secure_httponly_lax_and_new_at_sign_in() -> anyhow::Result<()> {
+async fn e1_session_cookie_is_host_prefixed_secure_httponly_lax() -> anyhow::Result<()> {
     let (app, browser, attempt, csrf) = start(AppOptions::default()).await?;
     let code = request_code(&app, &browser, &attempt, &csrf, "cookie@example.com").await?;
     let done = submit_code(&app, &browser, &attempt, &csrf, &code).await?;
@@ -159,7 +159,7 @@ async fn d6_codes_sessions_and_authorization_codes_are_not_stored_in_plaintext()
 }
 
 #[tokio::test]
-async fn login_page_follows_platform_conventions() -> anyhow::Result<()> {
+async fn e4_e5_e7_login_page_follows_platform_conventions() -> anyhow::Result<()> {
     let (app, browser, attempt, _) = start(AppOptions::default()).await?;
     let page = browser.get(&app.url(&format!("/login?attempt={attempt}"))).await?;
     assert!(page.body.contains(r#"type="email""#) && page.body.contains(r#"autocomplete="username webauthn""#));

@@ -76,7 +76,7 @@ async fn d4_wrong_codes_are_limited_per_address_across_codes() -> anyhow::Result
 }
 
 #[tokio::test]
-async fn per_ip_request_limit_answers_429() -> anyhow::Result<()> {
+async fn d5_per_ip_request_limit_answers_429() -> anyhow::Result<()> {
     let opts =
         AppOptions { limits: Some("sign_in_requests_per_ip_per_minute = 6\nsign_in_burst_per_ip = 3\n".into()), ..Default::default() };
     let app = spawn(opts).await?;

@@ -221,7 +221,7 @@ async fn consent_is_asked_once_remembered_declinable_and_revocable_with_the_apps
 }
 
 #[tokio::test]
-async fn account_page_lists_sessions_and_signs_out_everywhere_else() -> anyhow::Result<()> {
+async fn e9_account_page_lists_sessions_and_signs_out_everywhere_else() -> anyhow::Result<()> {
     let app = spawn(AppOptions::default()).await?;
     let (here, _) = signed_in(&app, "two@example.com").await?;
     let (there, there_tokens) = signed_in(&app, "two@example.com").await?;

@@ -81,7 +81,7 @@ async fn d9_scanners_that_get_head_or_post_the_link_burn_nothing_and_the_request
 }
 
 #[tokio::test]
-async fn a_used_code_kills_the_link_and_a_used_link_kills_the_code() -> anyhow::Result<()> {
+async fn d3_a_used_code_kills_the_link() -> anyhow::Result<()> {
     let w = waiting_for("either@example.com").await?;
     let mails = w.app.smtp.messages();
     let code = keyward_testkit::browser::code_in(&mails.last().expect("mail").text)?;
@@ -92,7 +92,7 @@ async fn a_used_code_kills_the_link_and_a_used_link_kills_the_code() -> anyhow::
 }
 
 #[tokio::test]
-async fn cross_device_sign_in_with_the_right_number_continues_the_waiting_browser() -> anyhow::Result<()> {
+async fn d9_cross_device_sign_in_with_the_right_number_continues_the_waiting_browser() -> anyhow::Result<()> {
     let w = waiting_for("two-devices@example.com").await?;
     let code_page = w.browser.get(&w.app.url(&format!("/login/code?attempt={}", w.attempt))).await?;
     let number = approval_number(&code_page)?;
@@ -127,7 +127,7 @@ async fn cross_device_sign_in_with_the_right_number_continues_the_waiting_browse
 }
 
 #[tokio::test]
-async fn an_attacker_who_requested_the_email_gets_nothing_when_the_victim_clicks() -> anyhow::Result<()> {
+async fn d10_an_attacker_who_requested_the_email_gets_nothing_when_the_victim_clicks() -> anyhow::Result<()> {
     // The attacker's browser asked for a sign-in email to the victim's address.
     let w = waiting_for("victim@example.com").await?;
     // The victim clicks the link on their own device; a click alone approves nothing.

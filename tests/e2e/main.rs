@@ -10,6 +10,7 @@ mod admin_cli;
 mod bad_input;
 mod browser;
 mod browser_reauth;
+mod checklist_gaps;
 mod cli;
 mod client_auth;
 mod common;

@@ -7,7 +7,7 @@ use keyward_testkit::browser::Browser;
 use std::time::Duration;
 
 #[tokio::test]
-async fn tls_is_served_directly_with_hsts_when_configured() -> anyhow::Result<()> {
+async fn e6_tls_is_served_directly_with_hsts_when_configured() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("kw-tls-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));

@@ -157,7 +157,7 @@ async fn oidcc_request_objects_and_a_missing_response_type_are_answered_at_the_r
 }
 
 #[tokio::test]
-async fn login_hint_fills_in_the_email_field_escaped() -> anyhow::Result<()> {
+async fn e11_login_hint_fills_in_the_email_field_escaped() -> anyhow::Result<()> {
     let app = spawn(AppOptions::default()).await?;
     let browser = Browser::new()?;
     let flow = authorize(&app, CLIENT_ID, CLIENT_REDIRECT, "openid", &[("login_hint", "ada@example.com")]);

@@ -54,7 +54,7 @@ async fn recovery_sign_in(world: &World, email: &str, code: &str) -> anyhow::Res
 }
 
 #[tokio::test]
-async fn recovery_codes_come_with_the_first_passkey_sign_in_once_are_announced_and_regenerate() -> anyhow::Result<()> {
+async fn d12_recovery_codes_come_with_the_first_passkey_sign_in_once_are_announced_and_regenerate() -> anyhow::Result<()> {
     let world = World::start().await?;
     let email = "recover@example.com";
     let owner = world.signed_in(email).await?;

@@ -299,3 +299,106 @@ fn none_attestation(auth_data: &[u8]) -> anyhow::Result<Vec<u8>> {
     out.extend_from_slice(auth_data);
     Ok(out)
 }
+
+// A forging authenticator (CHECKLIST R1, R4–R6, R8–R11, A6): an ECDSA key of its own, so a
+// test can sign any authenticator data (rpIdHash, flags, credential id) with any client data,
+// and register it under a `none` attestation, which signs nothing.
+
+/// Authenticator data flags (WebAuthn §6.1): user present, user verified, backup eligible,
+/// backed up; attested credential data follows.
+pub const UP: u8 = 0x01;
+pub const UV: u8 = 0x04;
+pub const BE: u8 = 0x08;
+pub const BS: u8 = 0x10;
+const AT: u8 = 0x40;
+
+pub struct Forger {
+    key: aws_lc_rs::signature::EcdsaKeyPair,
+    /// COSE `alg` and `crv` of the key: ES256/P-256 (-7, 1) or ES512/P-521 (-36, 3).
+    alg_crv: (i8, u8),
+    pub cred_id: Vec<u8>,
+    counter: u32,
+}
+
+impl Forger {
+    /// An ES256 (P-256) key with a random 16-byte credential id.
+    pub fn p256() -> anyhow::Result<Forger> {
+        Forger::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING, (-7, 1))
+    }
+
+    /// An ES512 (P-521) key: an algorithm Keyward's `pubKeyCredParams` do not offer.
+    pub fn p521() -> anyhow::Result<Forger> {
+        Forger::new(&aws_lc_rs::signature::ECDSA_P521_SHA512_ASN1_SIGNING, (-36, 3))
+    }
+
+    fn new(alg: &'static aws_lc_rs::signature::EcdsaSigningAlgorithm, alg_crv: (i8, u8)) -> anyhow::Result<Forger> {
+        let key = aws_lc_rs::signature::EcdsaKeyPair::generate(alg).map_err(|_| anyhow::anyhow!("no key"))?;
+        Ok(Forger { key, alg_crv, cred_id: rand::random::<[u8; 16]>().to_vec(), counter: 0 })
+    }
+
+    /// The public key as a COSE_Key: {1: 2 (EC2), 3: alg, -1: crv, -2: x, -3: y}.
+    fn cose_key(&self) -> Vec<u8> {
+        use aws_lc_rs::signature::KeyPair as _;
+        let point = &self.key.public_key().as_ref()[1..];
+        let (x, y) = point.split_at(point.len() / 2);
+        let alg = match self.alg_crv.0 {
+            -7 => vec![0x26],
+            a => vec![0x38, u8::try_from(-1 - i16::from(a)).unwrap_or(0)],
+        };
+        let mut out = vec![0xa5, 0x01, 0x02, 0x03];
+        out.extend(alg);
+        out.extend([0x20, self.alg_crv.1]);
+        for (label, coord) in [(0x21, x), (0x22, y)] {
+            out.extend([label, 0x58, u8::try_from(coord.len()).unwrap_or(0)]);
+            out.extend_from_slice(coord);
+        }
+        out
+    }
+
+    /// Authenticator data for `rp_id` with `flags`, the counter, and (if `attested`) the
+    /// credential id and public key.
+    pub fn auth_data(&self, rp_id: &str, flags: u8, attested: bool) -> Vec<u8> {
+        let mut out = Sha256::digest(rp_id.as_bytes()).to_vec();
+        out.push(if attested { flags | AT } else { flags });
+        out.extend(self.counter.to_be_bytes());
+        if attested {
+            out.extend([0u8; 16]);
+            out.extend(u16::try_from(self.cred_id.len()).unwrap_or(u16::MAX).to_be_bytes());
+            out.extend(&self.cred_id);
+            out.extend(self.cose_key());
+        }
+        out
+    }
+
+    /// A registration answer: `auth_data` under a `none` attestation, with `client_data`.
+    pub fn registration(&self, auth_data: &[u8], client_data: &[u8]) -> anyhow::Result<RegisterPublicKeyCredential> {
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        Ok(serde_json::from_value(serde_json::json!({
+            "id": b64(&self.cred_id), "rawId": b64(&self.cred_id), "type": "public-key", "extensions": {},
+            "response": { "attestationObject": b64(&none_attestation(auth_data)?), "clientDataJSON": b64(client_data) },
+        }))?)
+    }
+
+    /// A sign-in answer with `flags` and `client_data`, signed (the counter goes up by one).
+    pub fn assertion(&mut self, rp_id: &str, flags: u8, client_data: &[u8], user_handle: &[u8]) -> anyhow::Result<PublicKeyCredential> {
+        self.counter += 1;
+        let auth_data = self.auth_data(rp_id, flags, false);
+        let signed = [auth_data.as_slice(), &Sha256::digest(client_data)].concat();
+        let sig = self.key.sign(&aws_lc_rs::rand::SystemRandom::new(), &signed).map_err(|_| anyhow::anyhow!("cannot sign"))?;
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        Ok(serde_json::from_value(serde_json::json!({
+            "id": b64(&self.cred_id), "rawId": b64(&self.cred_id), "type": "public-key", "extensions": {},
+            "response": { "authenticatorData": b64(&auth_data), "clientDataJSON": b64(client_data),
+                          "signature": b64(sig.as_ref()), "userHandle": b64(user_handle) },
+        }))?)
+    }
+}
+
+/// Client data of `type_` for `challenge` from `origin`, with the members of `extra` added.
+pub fn client_data_with(type_: &str, challenge: &[u8], origin: &str, extra: serde_json::Value) -> Vec<u8> {
+    let mut data = serde_json::json!({ "type": type_, "challenge": URL_SAFE_NO_PAD.encode(challenge), "origin": origin });
+    if let (Some(d), Some(e)) = (data.as_object_mut(), extra.as_object()) {
+        d.extend(e.clone());
+    }
+    data.to_string().into_bytes()
+}

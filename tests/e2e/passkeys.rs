@@ -18,7 +18,7 @@ use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, 
 use webauthn_rs_proto::{AllowCredentials, ResidentKeyRequirement, UserVerificationPolicy};
 
 #[tokio::test]
-async fn passkey_registration_then_username_less_sign_in_through_an_rp() -> anyhow::Result<()> {
+async fn a9_passkey_registration_then_username_less_sign_in_through_an_rp() -> anyhow::Result<()> {
     let app = spawn(AppOptions::default()).await?;
     let origin = app.issuer.clone();
     let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
@@ -254,7 +254,7 @@ async fn r12_a_credential_already_registered_is_refused() -> anyhow::Result<()> 
 }
 
 #[tokio::test]
-async fn options_challenge_is_16_bytes_or_more_new_each_time_and_timeout_is_5_to_10_minutes() -> anyhow::Result<()> {
+async fn c_options_challenge_is_16_bytes_or_more_new_each_time_and_timeout_is_5_to_10_minutes() -> anyhow::Result<()> {
     let world = World::start().await?;
     let browser = world.signed_in("options@example.com").await?;
     let mut seen = std::collections::HashSet::new();
@@ -288,5 +288,222 @@ async fn a8_an_assertion_with_a_lower_signature_counter_is_refused() -> anyhow::
     let resp = world.finish_sign_in(&earlier, &from_the_clone).await?;
     assert_eq!(error_of(&resp), NOT_ACCEPTED, "{}", resp.1);
     assert!(world.audit_kinds().await?.iter().any(|k| k == "passkey_counter_regression"), "the possible clone is in the audit log");
+    Ok(())
+}
+
+// Forged ceremonies (CHECKLIST R1, R4–R6, R8–R11, A6): the forging authenticator signs
+// whatever a test asks for, so each refusal below is about the one thing changed; each test
+// ends with the unchanged answer accepted (the control).
+
+/// Keyward's RP ID: the issuer's host.
+const RP_ID: &str = "localhost";
+/// The flags a passkey that verified its user sets.
+const GOOD: u8 = UP | UV;
+
+fn create_data(world: &World, extra: serde_json::Value) -> impl FnOnce(&[u8]) -> Vec<u8> + '_ {
+    move |challenge| client_data_with("webauthn.create", challenge, &world.origin, extra)
+}
+
+/// Opens a registration in `browser` and answers it with `forger`'s key: its authenticator
+/// data for `rp_id` with `flags`, and the client data `client` makes for the challenge.
+/// Returns Keyward's answer and the user handle of the ceremony.
+async fn register_forged(
+    world: &World,
+    browser: &Browser,
+    forger: &Forger,
+    (rp_id, flags): (&str, u8),
+    client: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> anyhow::Result<((u16, serde_json::Value), Vec<u8>)> {
+    let start = world.start_registration(browser).await?;
+    let credential = forger.registration(&forger.auth_data(rp_id, flags, true), &client(&start.options.public_key.challenge))?;
+    Ok((world.finish_registration(browser, &start.ceremony, &credential).await?, start.options.public_key.user.id.to_vec()))
+}
+
+/// The control: a well-formed forged registration is accepted, so the refusals before it
+/// were about what they changed. Ends with the number of passkeys the person has.
+async fn control_registration(world: &World, browser: &Browser) -> anyhow::Result<usize> {
+    let (resp, _) = register_forged(world, browser, &Forger::p256()?, (RP_ID, GOOD), create_data(world, serde_json::json!({}))).await?;
+    assert_eq!(resp.0, 201, "the control registration: {}", resp.1);
+    world.passkey_count(browser).await
+}
+
+/// Opens a sign-in in a fresh browser and answers it with `forger`: `flags`, and client
+/// data of `type_` from Keyward's origin with `extra`.
+async fn sign_in_forged(
+    world: &World,
+    forger: &mut Forger,
+    user_handle: &[u8],
+    flags: u8,
+    extra: serde_json::Value,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let sign_in = world.start_sign_in().await?;
+    let client_data = client_data_with("webauthn.get", &sign_in.options.public_key.challenge, &world.origin, extra);
+    let assertion = forger.assertion(RP_ID, flags, &client_data, user_handle)?;
+    world.finish_sign_in(&sign_in, &assertion).await
+}
+
+#[tokio::test]
+async fn r1_a_registration_whose_client_data_type_is_not_webauthn_create_is_refused() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let browser = world.signed_in("r1@example.com").await?;
+    for type_ in ["webauthn.get", "payment.get", "webauthn.create ", ""] {
+        let client = |c: &[u8]| client_data_with(type_, c, &world.origin, serde_json::json!({}));
+        let (resp, _) = register_forged(&world, &browser, &Forger::p256()?, (RP_ID, GOOD), client).await?;
+        assert_eq!(error_of(&resp), NOT_ACCEPTED, "type {type_:?}: {}", resp.1);
+    }
+    assert_eq!(control_registration(&world, &browser).await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn r4_a4_cross_origin_or_top_origin_client_data_is_refused_at_registration_and_sign_in() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let browser = world.signed_in("r4@example.com").await?;
+    let framed = [
+        serde_json::json!({ "crossOrigin": true }),
+        serde_json::json!({ "crossOrigin": true, "topOrigin": EVIL_ORIGIN }),
+        serde_json::json!({ "crossOrigin": false, "topOrigin": EVIL_ORIGIN }),
+        serde_json::json!({ "topOrigin": EVIL_ORIGIN }),
+    ];
+    for extra in &framed {
+        let (resp, _) = register_forged(&world, &browser, &Forger::p256()?, (RP_ID, GOOD), create_data(&world, extra.clone())).await?;
+        assert_eq!(error_of(&resp), NOT_ACCEPTED, "registration with {extra}: {}", resp.1);
+    }
+    assert_eq!(control_registration(&world, &browser).await?, 1);
+
+    // Sign-in (A4): a registered key answers from a frame.
+    let mut forger = Forger::p256()?;
+    let (resp, handle) = register_forged(&world, &browser, &forger, (RP_ID, GOOD), create_data(&world, serde_json::json!({}))).await?;
+    assert_eq!(resp.0, 201, "{}", resp.1);
+    for extra in framed {
+        let resp = sign_in_forged(&world, &mut forger, &handle, GOOD, extra.clone()).await?;
+        assert_eq!(error_of(&resp), NOT_ACCEPTED, "sign-in with {extra}: {}", resp.1);
+    }
+    let resp = sign_in_forged(&world, &mut forger, &handle, GOOD, serde_json::json!({ "crossOrigin": false })).await?;
+    assert_eq!(resp.0, 200, "the control sign-in (crossOrigin false, no topOrigin): {}", resp.1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn r5_a_registration_whose_rp_id_hash_is_another_rp_id_is_refused() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let browser = world.signed_in("r5@example.com").await?;
+    for rp_id in ["evil.example", "localhost.evil.example", "example.com"] {
+        let (resp, _) =
+            register_forged(&world, &browser, &Forger::p256()?, (rp_id, GOOD), create_data(&world, serde_json::json!({}))).await?;
+        assert_eq!(error_of(&resp), NOT_ACCEPTED, "rpIdHash of {rp_id}: {}", resp.1);
+    }
+    assert_eq!(control_registration(&world, &browser).await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn r6_a_registration_without_user_presence_is_refused() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let browser = world.signed_in("r6@example.com").await?;
+    let (resp, _) = register_forged(&world, &browser, &Forger::p256()?, (RP_ID, UV), create_data(&world, serde_json::json!({}))).await?;
+    assert_eq!(error_of(&resp), NOT_ACCEPTED, "UP clear: {}", resp.1);
+    assert_eq!(control_registration(&world, &browser).await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn r8_a_registration_backed_up_but_not_backup_eligible_is_refused() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let browser = world.signed_in("r8@example.com").await?;
+    let (resp, _) =
+        register_forged(&world, &browser, &Forger::p256()?, (RP_ID, GOOD | BS), create_data(&world, serde_json::json!({}))).await?;
+    assert_eq!(error_of(&resp), NOT_ACCEPTED, "BS without BE: {}", resp.1);
+    // BS with BE (a synced passkey) is fine.
+    let (resp, _) =
+        register_forged(&world, &browser, &Forger::p256()?, (RP_ID, GOOD | BE | BS), create_data(&world, serde_json::json!({}))).await?;
+    assert_eq!(resp.0, 201, "BE and BS: {}", resp.1);
+    assert_eq!(control_registration(&world, &browser).await?, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn r9_a_key_whose_alg_is_not_in_pub_key_cred_params_is_refused() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let browser = world.signed_in("r9@example.com").await?;
+    let offered: Vec<i64> =
+        world.start_registration(&browser).await?.options.public_key.pub_key_cred_params.iter().map(|p| p.alg).collect();
+    assert!(offered.contains(&-7) && !offered.contains(&-36), "pubKeyCredParams {offered:?}");
+    // A well-formed ES512 (P-521) key, which the options did not offer.
+    let (resp, _) = register_forged(&world, &browser, &Forger::p521()?, (RP_ID, GOOD), create_data(&world, serde_json::json!({}))).await?;
+    assert_eq!(error_of(&resp), NOT_ACCEPTED, "ES512: {}", resp.1);
+    assert_eq!(control_registration(&world, &browser).await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn r10_options_ask_for_no_attestation_and_a_bad_attestation_statement_is_refused() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let browser = world.signed_in("r10@example.com").await?;
+    let mut authenticator = SoftPasskey::new(true);
+    let start = world.start_registration(&browser).await?;
+    let options = serde_json::to_value(&start.options)?;
+    assert_eq!(options["publicKey"]["attestation"], "none", "passkeys ask for no attestation: {options}");
+    // A packed self-attestation whose signature has one bit flipped.
+    let mut credential = authenticator.do_registration(Url::parse(&world.origin)?, start.for_soft_authenticator())?;
+    flip_packed_signature_bit(&mut credential.response.attestation_object)?;
+    let resp = world.finish_registration(&browser, &start.ceremony, &credential).await?;
+    assert_eq!(error_of(&resp), NOT_ACCEPTED, "a bad packed signature: {}", resp.1);
+    assert_eq!(world.passkey_count(&browser).await?, 0);
+    // Control: the same authenticator's unchanged packed attestation.
+    world.register(&browser, &mut authenticator).await?;
+    assert_eq!(world.passkey_count(&browser).await?, 1);
+    Ok(())
+}
+
+/// Flips the last bit of the `sig` of a packed attestation statement.
+fn flip_packed_signature_bit(attestation_object: &mut [u8]) -> anyhow::Result<()> {
+    let key = b"\x63sig";
+    let at = attestation_object.windows(key.len()).position(|w| w == key).context("no sig in the attestation statement")? + key.len();
+    let (&[0x58, len], _) = attestation_object[at..].split_at(2) else { anyhow::bail!("sig is not a short byte string") };
+    *attestation_object.get_mut(at + 1 + usize::from(len)).context("sig is cut short")? ^= 0x01;
+    Ok(())
+}
+
+#[tokio::test]
+async fn r11_a_credential_id_over_1023_bytes_is_refused() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let browser = world.signed_in("r11@example.com").await?;
+    for (len, accepted) in [(1024, false), (4096, false), (1023, true)] {
+        let mut forger = Forger::p256()?;
+        forger.cred_id = (0..len).map(|i| (i % 251) as u8).collect();
+        let (resp, _) = register_forged(&world, &browser, &forger, (RP_ID, GOOD), create_data(&world, serde_json::json!({}))).await?;
+        if accepted {
+            assert_eq!(resp.0, 201, "a {len}-byte credential id: {}", resp.1);
+        } else {
+            assert_eq!(error_of(&resp), NOT_ACCEPTED, "a {len}-byte credential id: {}", resp.1);
+        }
+    }
+    assert_eq!(world.passkey_count(&browser).await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a6_backup_flags_on_sign_in_must_agree_with_the_registered_credential() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let browser = world.signed_in("a6@example.com").await?;
+    let no_extra = || serde_json::json!({});
+    // A device-bound passkey (BE clear) that claims to be backed up (BS without BE).
+    let mut bound = Forger::p256()?;
+    let (resp, bound_handle) = register_forged(&world, &browser, &bound, (RP_ID, GOOD), create_data(&world, no_extra())).await?;
+    assert_eq!(resp.0, 201, "{}", resp.1);
+    let resp = sign_in_forged(&world, &mut bound, &bound_handle, GOOD | BS, no_extra()).await?;
+    assert_eq!(error_of(&resp), NOT_ACCEPTED, "BS without BE: {}", resp.1);
+    // A synced passkey (BE set at registration) that is suddenly not backup-eligible.
+    let mut synced = Forger::p256()?;
+    let (resp, synced_handle) =
+        register_forged(&world, &browser, &synced, (RP_ID, GOOD | BE | BS), create_data(&world, no_extra())).await?;
+    assert_eq!(resp.0, 201, "{}", resp.1);
+    let resp = sign_in_forged(&world, &mut synced, &synced_handle, GOOD, no_extra()).await?;
+    assert_eq!(error_of(&resp), NOT_ACCEPTED, "BE dropped: {}", resp.1);
+    // Controls: flags that agree with the registration sign in.
+    assert_eq!(sign_in_forged(&world, &mut bound, &bound_handle, GOOD, no_extra()).await?.0, 200);
+    assert_eq!(sign_in_forged(&world, &mut synced, &synced_handle, GOOD | BE | BS, no_extra()).await?.0, 200);
+    assert_eq!(sign_in_forged(&world, &mut synced, &synced_handle, GOOD | BE, no_extra()).await?.0, 200, "BS may change");
     Ok(())
 }

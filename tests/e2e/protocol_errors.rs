@@ -169,7 +169,7 @@ async fn b3_b4_other_errors_redirect_with_error_state_and_iss() -> anyhow::Resul
 }
 
 #[tokio::test]
-async fn userinfo_without_or_with_a_bad_token_is_401() -> anyhow::Result<()> {
+async fn b15_userinfo_without_or_with_a_bad_token_is_401() -> anyhow::Result<()> {
     let app = spawn(AppOptions::default()).await?;
     let http = reqwest::Client::new();
     let none = http.get(app.url("/userinfo")).send().await?;
@@ -181,7 +181,7 @@ async fn userinfo_without_or_with_a_bad_token_is_401() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn discovery_and_jwks_describe_the_provider() -> anyhow::Result<()> {
+async fn b6_oidcc_discovery_and_jwks_describe_the_provider() -> anyhow::Result<()> {
     let app = spawn(AppOptions::default()).await?;
     let d: serde_json::Value = reqwest::get(app.url("/.well-known/openid-configuration")).await?.json().await?;
     assert_eq!(d["issuer"], app.issuer);

@@ -103,7 +103,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn descriptions_carry_no_control_characters() {
+    fn oidcc_descriptions_carry_no_control_characters() {
         let e = OAuthError::new(OAuthErrorCode::InvalidRequest, "bad\r\nthing\t\"x\"");
         assert!(!e.description.contains(['\r', '\n', '\t', '"']));
     }

@@ -51,7 +51,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_scopes_are_ignored() {
+    fn oidcc_scope_unknown_scopes_are_ignored() {
         let s = Scopes::parse_supported("openid  email phone openid address");
         assert_eq!(s.as_string(), "openid email");
         assert!(s.contains("email"));

@@ -52,4 +52,23 @@ mod tests {
         assert!(constant_time_eq(&h, &hash_secret("s3cret")));
         assert!(!constant_time_eq(&h, &hash_secret("s3creT")));
     }
+
+    /// CHECKLIST D7 (in part): the helper every hashed secret goes through answers like
+    /// `==` wherever the first difference is and whatever the lengths, using `subtle`'s
+    /// `ct_eq`, which does not stop at the first difference. Timing itself is not measured
+    /// here (see keyward-service's `d7_tests`).
+    #[test]
+    fn d7_constant_time_eq_agrees_with_eq_wherever_the_first_difference_is() {
+        let secret = hash_secret("s3cret");
+        assert!(constant_time_eq(&secret, &secret.clone()));
+        for i in 0..secret.len() {
+            let mut other = secret.clone().into_bytes();
+            other[i] = if other[i] == b'A' { b'B' } else { b'A' };
+            let other = String::from_utf8(other).unwrap_or_default();
+            assert!(!constant_time_eq(&secret, &other), "a difference at {i}");
+        }
+        for shorter in [&secret[..42], &secret[..1], ""] {
+            assert!(!constant_time_eq(&secret, shorter) && !constant_time_eq(shorter, &secret));
+        }
+    }
 }

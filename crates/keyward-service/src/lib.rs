@@ -19,6 +19,9 @@ pub mod reauth_passkey;
 pub mod tokens;
 pub mod users;
 
+#[cfg(test)]
+mod d7_tests;
+
 use argon2::Argon2;
 use keyward_core::Clock;
 use keyward_core::config::Config;

@@ -151,13 +151,7 @@ impl Keyward {
             return Ok(Err(PasskeyRejected::StaleChallenge));
         }
         let state: PasskeyRegistration = serde_json::from_str(&ceremony.state_json).map_err(|e| ServiceError::Corrupt(e.to_string()))?;
-        let passkey = match self.webauthn.finish_passkey_registration(credential, &state) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::info!(error = %e, "passkey registration refused");
-                return Ok(Err(PasskeyRejected::Invalid));
-            }
-        };
+        let Some(passkey) = self.verify_registration(credential, &state) else { return Ok(Err(PasskeyRejected::Invalid)) };
         let id = URL_SAFE_NO_PAD.encode::<&[u8]>(passkey.cred_id().as_ref());
         let name: String =
             name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or("Passkey").chars().filter(|c| !c.is_control()).take(64).collect();
@@ -279,6 +273,10 @@ impl Keyward {
                 return Ok(Err(PasskeyRejected::Invalid));
             }
             let mut passkey = passkey_of(&row)?;
+            if framed(&credential.response.client_data_json) {
+                tracing::info!("passkey sign-in refused: client data from a frame");
+                return Ok(Err(PasskeyRejected::Invalid));
+            }
             let result = match self.webauthn.finish_discoverable_authentication_v2(credential, state, &passkey) {
                 Ok(r) => r,
                 Err(WebauthnError::CredentialPossibleCompromise) => {
@@ -313,6 +311,42 @@ impl Keyward {
                 },
             )
         })
+    }
+}
+
+impl Keyward {
+    /// webauthn-rs' registration checks, and two it does not make: client data from a frame
+    /// (CHECKLIST R4) and a credential id over 1023 bytes (R11; webauthn-rs allows 4096).
+    fn verify_registration(&self, credential: &RegisterPublicKeyCredential, state: &PasskeyRegistration) -> Option<Passkey> {
+        if framed(&credential.response.client_data_json) {
+            tracing::info!("passkey registration refused: client data from a frame");
+            return None;
+        }
+        match self.webauthn.finish_passkey_registration(credential, state) {
+            Ok(p) if p.cred_id().len() <= MAX_CREDENTIAL_ID_BYTES => Some(p),
+            Ok(p) => {
+                tracing::info!(bytes = p.cred_id().len(), "passkey registration refused: credential id too long");
+                None
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "passkey registration refused");
+                None
+            }
+        }
+    }
+}
+
+/// WebAuthn L3 §6.5.1: `credentialIdLength` "MUST be <= 1023".
+const MAX_CREDENTIAL_ID_BYTES: usize = 1023;
+
+/// Whether client data says the ceremony ran in a frame of another origin: a `topOrigin`,
+/// or a `crossOrigin` other than `false` (WebAuthn L3 §7.1 step 9–10). Keyward's pages are
+/// never framed (`frame-ancestors 'none'`), so no such ceremony is expected. Unreadable
+/// client data counts as framed; webauthn-rs would refuse it anyway.
+fn framed(client_data_json: &[u8]) -> bool {
+    match serde_json::from_slice::<serde_json::Value>(client_data_json) {
+        Ok(v) => v.get("topOrigin").is_some() || v.get("crossOrigin").is_some_and(|c| *c != serde_json::Value::Bool(false)),
+        Err(_) => true,
     }
 }
 

@@ -83,7 +83,7 @@ fn secrets_never_go_in_the_config() {
 }
 
 #[test]
-fn http_issuer_only_on_loopback_and_code_lifetime_capped() {
+fn d2_http_issuer_only_on_loopback_and_code_lifetime_capped() {
     let errs = load(&GOOD.replace("http://localhost:8080\"\n", "http://id.example.com\"\n"), &[]).expect_err("refused").0;
     assert!(errs.iter().any(|e| e.key == "issuer" && e.problem.contains("localhost")), "{errs:?}");
     let e = only_error(load(GOOD, &[("KEYWARD_LOGIN__CODE_LIFETIME_SECONDS", "601")]));
