@@ -149,10 +149,13 @@ pub struct Limits {
     pub sign_in_burst_per_ip: u32,
 }
 
-/// `limits.login_attempts_per_ip_per_minute` when not set: the same as the default per-IP
-/// request rate on `/login/*`, which every new attempt is followed by at least once, so a
-/// network (an office behind one NAT) that stays under that one stays under this one too.
-pub const DEFAULT_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE: u64 = 300;
+/// `limits.login_attempts_per_ip_per_minute` when not set: two new sign-ins every second,
+/// all minute long, from one address. Sessions last days, so even a large office behind one
+/// NAT starts far fewer; and a sign-in takes at least four `/login/*` requests, so the default
+/// per-process request limit there (300 a minute) lets one address finish about 75 a minute
+/// per instance. An attacker's rows stay bounded: at most 7,200 attempts (of at most ~4 KB
+/// each, by the parameter bounds) per address per hour, the attempts' lifetime.
+pub const DEFAULT_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE: u64 = 120;
 
 /// The most `audit.retention_days` may be (100 years).
 pub const MAX_AUDIT_RETENTION_DAYS: u64 = 36_500;
