@@ -25,12 +25,15 @@ pub async fn authorize_post(req: HttpRequest, state: State, body: web::Payload) 
         Ok(Ok(body)) => body,
         Ok(Err(_)) => return Err(broken_link()),
         Err(_) => {
-            return Err(WebError::page(
+            let mut resp = crate::pages::error_page(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "This sign-in request is too large",
                 "The app sent more data than a sign-in request can carry.",
                 Some("Go back to the app and try again. If it keeps happening, let the app's developers know."),
-            ));
+            );
+            // The rest of the body is left unread: the connection cannot carry another request.
+            resp.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+            return Ok(resp);
         }
     };
     // After a POST, 303 makes the browser follow with GET (RFC 9700 §4.12).
