@@ -23,6 +23,7 @@ mod grants;
 mod interop;
 mod key_rotation;
 mod limits;
+mod login_state_bounds;
 mod logout;
 mod magic_link;
 mod multi_instance;

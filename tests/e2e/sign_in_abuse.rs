@@ -34,7 +34,7 @@ async fn f6_f22_a_refused_code_request_costs_no_argon2_work_and_writes_nothing()
     let hashes = r#"keyward_argon2_operations_total{op="hash"}"#;
     assert_eq!(metric(&app, hashes).await?, 2.0, "one Argon2 hash per accepted request");
     let rows = rate_limit_rows(&app).await?;
-    assert_eq!(rows, 3, "two per-address windows and one per-network window");
+    assert_eq!(rows, 4, "two per-address windows, one per-network window, and the login-attempt window (finding 3)");
 
     // The network's limit is reached: every further request is refused, each for a new
     // address (an attacker's cheapest way to make the server work and store rows).

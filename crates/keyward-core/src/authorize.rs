@@ -159,6 +159,41 @@ const SINGLE_VALUED: &[&str] = &[
     "claims",
 ];
 
+/// The most bytes a whole authorization request may carry: the query string of a GET, the
+/// form body of a POST (the web layer refuses more before parsing). The longest legitimate
+/// request, with an 8 KiB `id_token_hint`, fits.
+pub const MAX_AUTHORIZATION_REQUEST_BYTES: usize = 16 * 1024;
+
+/// The longest value accepted for each parameter Keyward reads, in bytes (issue 14, finding
+/// 3: every value may end up stored with a login attempt). Generous for what relying parties
+/// send: `state` carries some RPs' encrypted return data, `nonce` is a random string, `scope`
+/// may list URL-shaped API scopes; the rest are short words, an address, or a small JSON object.
+/// `client_id` and `redirect_uri` must match a registration, and `request`/`request_uri` are
+/// refused whatever their length.
+pub const PARAMETER_LIMITS: &[(&str, usize)] = &[
+    ("response_type", 64),
+    ("response_mode", 32),
+    ("scope", 2048),
+    ("state", 2048),
+    ("nonce", 512),
+    ("code_challenge", 128),
+    ("code_challenge_method", 16),
+    ("prompt", 64),
+    ("max_age", 20),
+    ("login_hint", 254),
+    ("display", 16),
+    ("ui_locales", 256),
+    ("claims_locales", 256),
+    ("acr_values", 512),
+    ("id_token_hint", MAX_ID_TOKEN_HINT_LEN),
+    ("claims", 4096),
+];
+
+/// The first parameter whose value is longer than [`PARAMETER_LIMITS`] allows, with its limit.
+pub fn over_long_parameter(params: &[(String, String)]) -> Option<(&'static str, usize)> {
+    params.iter().find_map(|(k, v)| PARAMETER_LIMITS.iter().find(|(name, max)| k == name && v.len() > *max).copied())
+}
+
 /// Runs every check. `lookup` resolves a `client_id` to its registration.
 pub fn validate_authorization_request<'c>(
     params: &[(String, String)],
@@ -175,6 +210,10 @@ pub fn validate_authorization_request<'c>(
     };
     if let Some(name) = SINGLE_VALUED.iter().find(|n| p.one(n).is_err()) {
         return Err(fail(E::InvalidRequest, &format!("the {name} parameter is repeated")));
+    }
+    // Before anything parses or keeps a value (issue 14, finding 3).
+    if let Some((name, max)) = over_long_parameter(params) {
+        return Err(fail(E::InvalidRequest, &format!("{name} is too long (at most {max} bytes)")));
     }
     let get = |name: &str| p.one(name).ok().flatten();
 
@@ -214,21 +253,12 @@ pub fn validate_authorization_request<'c>(
         },
     };
     let nonce = get("nonce").map(str::to_owned);
-    if nonce.as_ref().is_some_and(|n| n.len() > 512) {
-        return Err(fail(E::InvalidRequest, "nonce is too long"));
-    }
-    if state.as_ref().is_some_and(|s| s.len() > 2048) {
-        return Err(fail(E::InvalidRequest, "state is too long"));
-    }
-    let login_hint = get("login_hint").filter(|h| h.len() <= 254).map(str::to_owned);
+    let login_hint = get("login_hint").map(str::to_owned);
     let claims = match get("claims") {
         None => String::new(),
         Some(raw) => requested_claims(raw, client).map_err(|msg| fail(E::InvalidRequest, msg))?,
     };
     let id_token_hint = get("id_token_hint").map(str::to_owned);
-    if id_token_hint.as_ref().is_some_and(|h| h.len() > MAX_ID_TOKEN_HINT_LEN) {
-        return Err(fail(E::InvalidRequest, "id_token_hint is too long"));
-    }
     let acr_values: Vec<String> = get("acr_values").unwrap_or("").split(' ').filter(|a| !a.is_empty()).take(8).map(str::to_owned).collect();
 
     Ok((

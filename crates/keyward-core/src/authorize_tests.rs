@@ -121,3 +121,43 @@ fn pkce_opt_out_for_legacy_confidential_clients() {
     let r = validate_authorization_request(&p, |_| Some(&c)).expect("valid");
     assert_eq!(r.0.code_challenge, None);
 }
+
+#[test]
+fn f3_every_over_long_parameter_is_invalid_request_naming_it() {
+    for &(name, max) in PARAMETER_LIMITS {
+        let at_limit = vec![(name.to_owned(), "a".repeat(max))];
+        assert_eq!(over_long_parameter(&at_limit), None, "{name}: {max} bytes are allowed");
+        let over = "a".repeat(max + 1);
+        match run(&params(&[(name, &over)])) {
+            Err(AuthorizeRejection::Redirect { error, redirect_uri, .. }) => {
+                assert_eq!(redirect_uri, "https://app.example/cb", "{name}");
+                assert_eq!(error.code.as_str(), "invalid_request", "{name}");
+                assert_eq!(error.description, format!("{name} is too long (at most {max} bytes)"));
+            }
+            other => panic!("{name}: expected invalid_request, got {other:?}"),
+        }
+    }
+    // Bytes, not characters: 2048 bytes of state may be fewer characters.
+    assert_eq!(over_long_parameter(&[("state".into(), "é".repeat(1025))]), Some(("state", 2048)));
+    // Parameters Keyward does not read are bounded only by the whole request.
+    assert_eq!(over_long_parameter(&[("extra".into(), "a".repeat(10_000))]), None);
+}
+
+#[test]
+fn f3_values_up_to_the_bounds_are_accepted_and_kept() {
+    let state = "s".repeat(2048);
+    let nonce = "n".repeat(512);
+    let hint = format!("{}@example.com", "a".repeat(254 - 12));
+    let acr = ["phr"; 8].join(" ");
+    let r = run(&params(&[("state", &state), ("nonce", &nonce), ("login_hint", &hint), ("acr_values", &acr)])).expect("valid");
+    assert_eq!((r.state.as_deref(), r.nonce.as_deref(), r.login_hint.as_deref()), (Some(&*state), Some(&*nonce), Some(&*hint)));
+    assert_eq!(r.acr_values.len(), 8);
+}
+
+#[test]
+fn f3_a_bound_is_checked_before_the_value_is_parsed() {
+    // An over-long `claims` is refused as too long, not parsed as JSON first.
+    let claims = format!("{{\"id_token\":{{\"email\":null,\"x\":\"{}\"}}}}", "a".repeat(5000));
+    let Err(AuthorizeRejection::Redirect { error, .. }) = run(&params(&[("claims", &claims)])) else { panic!("refused") };
+    assert_eq!(error.description, "claims is too long (at most 4096 bytes)");
+}

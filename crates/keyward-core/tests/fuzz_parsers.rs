@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use base64::Engine;
-use keyward_core::authorize::{AuthorizeRejection, validate_authorization_request};
+use keyward_core::authorize::{AuthorizeRejection, over_long_parameter, validate_authorization_request};
 use keyward_core::client::{Client, ClientKeys, ClientKind};
 use keyward_core::client_auth::{JWT_BEARER_ASSERTION, PresentedCredentials, authenticate_client};
 use keyward_core::config::Config;
@@ -34,6 +34,8 @@ const NAMES: &[&str] = &[
     "id_token_hint",
     "claims",
     "display",
+    "ui_locales",
+    "claims_locales",
 ];
 
 fn clients() -> Vec<Client> {
@@ -205,6 +207,8 @@ proptest! {
                 // Only a registered redirect URI is ever answered on.
                 prop_assert!(client.match_redirect_uri(&req.redirect_uri).is_some());
                 prop_assert!(req.scope.split(' ').any(|s| s == "openid"));
+                // Issue 14, finding 3: nothing over its bound is ever accepted (and stored).
+                prop_assert_eq!(over_long_parameter(&p), None);
             }
             Err(AuthorizeRejection::Untrusted(why)) => prop_assert!(!why.explain().is_empty()),
             Err(AuthorizeRejection::Redirect { redirect_uri, error, .. }) => {

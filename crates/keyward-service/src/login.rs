@@ -14,9 +14,28 @@ use keyward_core::secret::{constant_time_eq, hash_secret, random_token};
 use keyward_store::models::{EmailChallenge, LoginAttempt, Session, User};
 use keyward_store::{DbConnection, repo};
 use rand::Rng;
+use std::net::IpAddr;
 
 /// A login attempt lives an hour: long enough to fetch a code from another device.
 const ATTEMPT_LIFETIME_SECS: i64 = 3600;
+
+/// The answer to "start signing in" (a new login attempt).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginStart {
+    /// The attempt's id, for the login page's URL.
+    Started(String),
+    /// Too many new attempts from this network; retry after this many seconds.
+    Limited { retry_after: i64 },
+}
+
+/// The rate-limit key for new attempts from `client`: the address as
+/// [`keyward_core::net::limit_key`] cuts it (IPv4 as itself, IPv6 per /64).
+fn attempts_key(client: Option<IpAddr>) -> String {
+    match client {
+        Some(ip) => format!("attempts:ip:{}", keyward_core::net::limit_key(ip)),
+        None => "attempts:ip:unknown".into(),
+    }
+}
 
 /// A mail the web layer sends off the request path, then reports back on.
 pub struct CodeMail {
@@ -89,8 +108,16 @@ pub struct AttemptView {
 }
 
 impl Keyward {
-    /// Stores the validated request as a login attempt for this browser; returns its id.
-    pub fn begin_login(&self, request: &AuthorizationRequest, browser_id: &str) -> Result<String, ServiceError> {
+    /// Stores the validated request as a login attempt for this browser, counted against the
+    /// per-network limit on new attempts (`limits.login_attempts_per_ip_per_minute`, in the
+    /// database so every instance shares it; issue 14, finding 3). A refused attempt stores
+    /// nothing. Only browsers without a usable session get here: SSO is never counted.
+    pub fn begin_login(
+        &self,
+        request: &AuthorizationRequest,
+        browser_id: &str,
+        client: Option<IpAddr>,
+    ) -> Result<LoginStart, ServiceError> {
         let now = self.now();
         let id = random_token(&mut rand::rng());
         let row = LoginAttempt {
@@ -106,8 +133,15 @@ impl Keyward {
             approved_challenge_id: None,
             approved_email: None,
         };
-        repo::attempts::insert(&mut *self.conn()?, &row)?;
-        Ok(id)
+        let key = attempts_key(client);
+        let limit = [(key.as_str(), 60, self.config().limits.login_attempts_per_ip_per_minute)];
+        match repo::limits::hit_all_then(&mut *self.writer()?, &limit, now, |c| repo::attempts::insert(c, &row))? {
+            Ok(()) => Ok(LoginStart::Started(id)),
+            Err((_, retry_after)) => {
+                tracing::debug!(limit = "login_attempts_per_ip", "login attempt limit reached");
+                Ok(LoginStart::Limited { retry_after })
+            }
+        }
     }
 
     /// The live attempt if it belongs to this browser.

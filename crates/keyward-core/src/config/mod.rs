@@ -134,7 +134,7 @@ pub struct KeyRotation {
     pub reload_seconds: i64,
 }
 
-/// Abuse limits. The first four are counted in the database, so they hold across instances;
+/// Abuse limits. The first five are counted in the database, so they hold across instances;
 /// the per-IP request rate is counted in each process (actix-governor) as a first line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -142,9 +142,20 @@ pub struct Limits {
     pub sends_per_address: i32,
     pub sends_per_ip: i32,
     pub code_tries_per_address_per_hour: i32,
+    /// New login attempts (`/authorize` without a usable session) per client address (IPv4,
+    /// IPv6 per /64) per minute. Signed-in browsers are never counted.
+    pub login_attempts_per_ip_per_minute: i32,
     pub sign_in_requests_per_ip_per_minute: u32,
     pub sign_in_burst_per_ip: u32,
 }
+
+/// `limits.login_attempts_per_ip_per_minute` when not set: two new sign-ins every second,
+/// all minute long, from one address. Sessions last days, so even a large office behind one
+/// NAT starts far fewer; and a sign-in takes at least four `/login/*` requests, so the default
+/// per-process request limit there (300 a minute) lets one address finish about 75 a minute
+/// per instance. An attacker's rows stay bounded: at most 7,200 attempts (of at most ~4 KB
+/// each, by the parameter bounds) per address per hour, the attempts' lifetime.
+pub const DEFAULT_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE: u64 = 120;
 
 /// The most `audit.retention_days` may be (100 years).
 pub const MAX_AUDIT_RETENTION_DAYS: u64 = 36_500;

@@ -125,6 +125,8 @@ pub struct RawLimits {
     #[serde(default, deserialize_with = "lenient_u64")]
     pub code_tries_per_address_per_hour: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
+    pub login_attempts_per_ip_per_minute: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
     pub sign_in_requests_per_ip_per_minute: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub sign_in_burst_per_ip: Option<u64>,

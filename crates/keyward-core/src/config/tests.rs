@@ -159,3 +159,14 @@ fn f8_a_public_issuer_refuses_the_dev_mail_transport_and_the_development_master_
     // Loopback issuers are development: no override needed.
     assert!(load(&GOOD.replace("http://localhost:8080", "https://localhost:8443"), &[]).is_ok());
 }
+
+#[test]
+fn f3_login_attempts_per_ip_per_minute_defaults_to_120_and_zero_is_refused() {
+    assert_eq!(load(GOOD, &[]).expect("valid").limits.login_attempts_per_ip_per_minute, 120);
+    let c = load(&format!("{GOOD}\n[limits]\nlogin_attempts_per_ip_per_minute = 40\n"), &[]).expect("valid");
+    assert_eq!(c.limits.login_attempts_per_ip_per_minute, 40);
+    let c = load(GOOD, &[("KEYWARD_LIMITS__LOGIN_ATTEMPTS_PER_IP_PER_MINUTE", "7")]).expect("valid");
+    assert_eq!(c.limits.login_attempts_per_ip_per_minute, 7);
+    let e = only_error(load(&format!("{GOOD}\n[limits]\nlogin_attempts_per_ip_per_minute = 0\n"), &[]));
+    assert_eq!(e.key, "limits.login_attempts_per_ip_per_minute");
+}

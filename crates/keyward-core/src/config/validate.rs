@@ -193,6 +193,10 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         sends_per_address: l.sends_per_address.unwrap_or(5).min(10_000) as i32,
         sends_per_ip: l.sends_per_ip.unwrap_or(30).min(1_000_000) as i32,
         code_tries_per_address_per_hour: l.code_tries_per_address_per_hour.unwrap_or(25).min(10_000) as i32,
+        login_attempts_per_ip_per_minute: l
+            .login_attempts_per_ip_per_minute
+            .unwrap_or(super::DEFAULT_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE)
+            .min(1_000_000) as i32,
         sign_in_requests_per_ip_per_minute: l.sign_in_requests_per_ip_per_minute.unwrap_or(300).min(1_000_000) as u32,
         sign_in_burst_per_ip: l.sign_in_burst_per_ip.unwrap_or(60).min(1_000_000) as u32,
     };
@@ -201,6 +205,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
         ("limits.sends_per_address", l.sends_per_address),
         ("limits.sends_per_ip", l.sends_per_ip),
         ("limits.code_tries_per_address_per_hour", l.code_tries_per_address_per_hour),
+        ("limits.login_attempts_per_ip_per_minute", l.login_attempts_per_ip_per_minute),
         ("limits.sign_in_requests_per_ip_per_minute", l.sign_in_requests_per_ip_per_minute),
         ("limits.sign_in_burst_per_ip", l.sign_in_burst_per_ip),
     ] {

@@ -53,6 +53,19 @@ pub fn hit(conn: &mut DbConnection, key: &str, window_secs: i64, limit: i32, now
 /// when allowed; `Ok(Some((index, seconds)))` names the first limit reached and when its
 /// window ends.
 pub fn hit_all(conn: &mut DbConnection, limits: &[(&str, i64, i32)], now: i64) -> QueryResult<Option<(usize, i64)>> {
+    Ok(hit_all_then(conn, limits, now, |_| Ok(()))?.err())
+}
+
+/// [`hit_all`], then `guarded` in the same write transaction when every limit allows: the
+/// hits and what they guard commit together, and a refused request writes nothing at all
+/// (issue 14, finding 3: a refused login attempt stores no row). `Ok(Err((index, seconds)))`
+/// when refused, as [`hit_all`] says it.
+pub fn hit_all_then<T>(
+    conn: &mut DbConnection,
+    limits: &[(&str, i64, i32)],
+    now: i64,
+    guarded: impl FnOnce(&mut DbConnection) -> QueryResult<T>,
+) -> QueryResult<Result<T, (usize, i64)>> {
     let mut refused = None;
     let outcome = crate::write_transaction(conn, |c| {
         for (i, (key, window, limit)) in limits.iter().enumerate() {
@@ -61,12 +74,12 @@ pub fn hit_all(conn: &mut DbConnection, limits: &[(&str, i64, i32)], now: i64) -
                 return Err(diesel::result::Error::RollbackTransaction);
             }
         }
-        Ok(())
+        guarded(c)
     });
-    match outcome {
-        Ok(()) => Ok(None),
-        Err(diesel::result::Error::RollbackTransaction) if refused.is_some() => Ok(refused),
-        Err(e) => Err(e),
+    match (outcome, refused) {
+        (Ok(value), _) => Ok(Ok(value)),
+        (Err(diesel::result::Error::RollbackTransaction), Some(refused)) => Ok(Err(refused)),
+        (Err(e), _) => Err(e),
     }
 }
 

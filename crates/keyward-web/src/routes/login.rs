@@ -108,13 +108,18 @@ pub async fn submit_email(req: HttpRequest, state: State, body: web::Bytes) -> R
 
 /// 429 with `Retry-After` and a page saying when to try again.
 pub fn too_many(retry_after: i64, what: &str) -> HttpResponse {
+    too_many_with(retry_after, what, "If an earlier email arrived, you can still use its code or link.")
+}
+
+/// [`too_many`] with its own hint for what the person can do meanwhile.
+pub fn too_many_with(retry_after: i64, what: &str, hint: &str) -> HttpResponse {
     let minutes = (retry_after + 59) / 60;
     let when = if minutes <= 1 { "in a minute".to_owned() } else { format!("in {minutes} minutes") };
     let mut resp = crate::pages::error_page(
         StatusCode::TOO_MANY_REQUESTS,
         "Please wait a moment",
         &format!("{what} To protect your account, please try again {when}."),
-        Some("If an earlier email arrived, you can still use its code or link."),
+        Some(hint),
     );
     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string()) {
         resp.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
