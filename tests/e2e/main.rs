@@ -19,6 +19,7 @@ mod faults;
 mod grant_steps;
 mod grants;
 mod interop;
+mod jwks_uri;
 mod key_rotation;
 mod limits;
 mod logout;
