@@ -36,5 +36,6 @@ mod passkeys;
 mod protocol_errors;
 mod protocol_hardening;
 mod reauth;
+mod secrets;
 mod sign_in_abuse;
 mod try_it;
