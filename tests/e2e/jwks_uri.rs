@@ -215,6 +215,7 @@ async fn f5_a_jwks_uri_that_never_answers_times_out_once_and_is_not_asked_again_
     let started = Instant::now();
     let answer = token_for(&app, &key, "silent").await?;
     let waited = started.elapsed();
+    eprintln!("the first assertion waited {waited:?} for the silent key server");
     assert_eq!(error(&answer), (401, "invalid_client".into()), "{answer:?}");
     assert!(waited < Duration::from_secs(7), "the fetch gave up after {waited:?}");
     assert!(app.log().contains("no answer within the timeout"), "{}", app.log());

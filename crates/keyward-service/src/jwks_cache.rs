@@ -82,15 +82,18 @@ impl Entry {
     }
 }
 
+/// One client's entry, locked across a fetch.
+pub type SharedEntry = Arc<tokio::sync::Mutex<Entry>>;
+
 /// Entries by (client id, jwks_uri). Each entry has its own async lock, held across a fetch:
 /// concurrent requests of one client wait for that fetch and use its result (one fetch).
 #[derive(Default)]
 pub struct JwksCache {
-    entries: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<Entry>>>>,
+    entries: Mutex<HashMap<(String, String), SharedEntry>>,
 }
 
 impl JwksCache {
-    pub fn entry(&self, client_id: &str, uri: &str) -> Arc<tokio::sync::Mutex<Entry>> {
+    pub fn entry(&self, client_id: &str, uri: &str) -> SharedEntry {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.entry((client_id.to_owned(), uri.to_owned())).or_default().clone()
     }
