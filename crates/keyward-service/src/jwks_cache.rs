@@ -85,17 +85,26 @@ impl Entry {
 /// One client's entry, locked across a fetch.
 pub type SharedEntry = Arc<tokio::sync::Mutex<Entry>>;
 
-/// Entries by (client id, jwks_uri). Each entry has its own async lock, held across a fetch:
-/// concurrent requests of one client wait for that fetch and use its result (one fetch).
+/// Entries by client id, each for the `jwks_uri` it was made for (a reload that changes the
+/// URI starts afresh). Each entry has its own async lock, held across a fetch: concurrent
+/// requests of one client wait for that fetch and use its result (one fetch).
 #[derive(Default)]
 pub struct JwksCache {
-    entries: Mutex<HashMap<(String, String), SharedEntry>>,
+    entries: Mutex<HashMap<String, (String, SharedEntry)>>,
 }
 
 impl JwksCache {
+    /// The client's entry; allocates only the first time (the token endpoint's hot path).
     pub fn entry(&self, client_id: &str, uri: &str) -> SharedEntry {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.entry((client_id.to_owned(), uri.to_owned())).or_default().clone()
+        match entries.get(client_id) {
+            Some((for_uri, entry)) if for_uri == uri => entry.clone(),
+            _ => {
+                let entry = SharedEntry::default();
+                entries.insert(client_id.to_owned(), (uri.to_owned(), entry.clone()));
+                entry
+            }
+        }
     }
 }
 
@@ -138,6 +147,15 @@ mod tests {
         // A failed refetch keeps the set.
         e.record(t1 + MIN_REFETCH_INTERVAL, FetchReason::UnknownKid, None);
         assert!(matches!(e.decide(t1 + MIN_REFETCH_INTERVAL, None), Decision::Use(s) if Arc::ptr_eq(&s, &second)));
+    }
+
+    #[test]
+    fn entries_are_per_client_and_a_new_uri_starts_afresh() {
+        let cache = JwksCache::default();
+        let a = cache.entry("a", "https://a.example/jwks");
+        assert!(Arc::ptr_eq(&a, &cache.entry("a", "https://a.example/jwks")));
+        assert!(!Arc::ptr_eq(&a, &cache.entry("b", "https://a.example/jwks")));
+        assert!(!Arc::ptr_eq(&a, &cache.entry("a", "https://a.example/rotated-jwks")));
     }
 
     #[test]
