@@ -18,15 +18,15 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const SIGNED_ID: &str = "signed";
 const SIGNED_REDIRECT: &str = "http://localhost:9996/callback";
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
@@ -43,7 +43,7 @@ fn der(input: &[u8]) -> (u8, &[u8], &[u8]) {
 }
 
 /// A client's signing key: the private half signs assertions, the public half is its JWK.
-struct ClientKey {
+pub(crate) struct ClientKey {
     alg: Algorithm,
     kid: String,
     private: EncodingKey,
@@ -51,7 +51,7 @@ struct ClientKey {
 }
 
 impl ClientKey {
-    fn es256(kid: &str) -> ClientKey {
+    pub(crate) fn es256(kid: &str) -> ClientKey {
         let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
         let pkcs8 = pair.to_pkcs8v1().unwrap();
         // X9.62 uncompressed: 0x04 || x || y.
@@ -64,7 +64,7 @@ impl ClientKey {
         ClientKey { alg: Algorithm::ES256, kid: kid.into(), private: EncodingKey::from_ec_der(pkcs8.as_ref()), jwk }
     }
 
-    fn rs256(kid: &str) -> ClientKey {
+    pub(crate) fn rs256(kid: &str) -> ClientKey {
         let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
         let pkcs8: Pkcs8V1Der<'static> = pair.as_der().unwrap();
         // PKCS#8 = SEQUENCE { version, algorithm, OCTET STRING { RSAPrivateKey } } and
@@ -84,19 +84,19 @@ impl ClientKey {
         ClientKey { alg: Algorithm::RS256, kid: kid.into(), private: EncodingKey::from_rsa_der(pkcs1), jwk }
     }
 
-    fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         let mut header = Header::new(self.alg);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.private).unwrap()
     }
 }
 
-fn jwk_set(keys: &[&ClientKey]) -> String {
+pub(crate) fn jwk_set(keys: &[&ClientKey]) -> String {
     json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() }).to_string()
 }
 
 /// The claims of a good assertion (RFC 7523 §3) for `client_id` at `aud`, with a fresh jti.
-fn claims(client_id: &str, aud: &str) -> Value {
+pub(crate) fn claims(client_id: &str, aud: &str) -> Value {
     let now = now();
     json!({
         "iss": client_id, "sub": client_id, "aud": aud, "iat": now, "exp": now + 60,
@@ -105,7 +105,7 @@ fn claims(client_id: &str, aud: &str) -> Value {
 }
 
 /// POSTs `form` as is (no client authentication added): the status and the JSON body.
-async fn send(app: &TestApp, path: &str, form: &[(&str, &str)]) -> anyhow::Result<(u16, Value)> {
+pub(crate) async fn send(app: &TestApp, path: &str, form: &[(&str, &str)]) -> anyhow::Result<(u16, Value)> {
     let resp = reqwest::Client::new().post(app.url(path)).form(form).send().await?;
     let status = resp.status().as_u16();
     let text = resp.text().await?;
@@ -114,13 +114,13 @@ async fn send(app: &TestApp, path: &str, form: &[(&str, &str)]) -> anyhow::Resul
 }
 
 /// POSTs `form` authenticated by `assertion` (and no client_id).
-async fn send_signed(app: &TestApp, path: &str, assertion: &str, form: &[(&str, &str)]) -> anyhow::Result<(u16, Value)> {
+pub(crate) async fn send_signed(app: &TestApp, path: &str, assertion: &str, form: &[(&str, &str)]) -> anyhow::Result<(u16, Value)> {
     let mut form = form.to_vec();
     form.extend([("client_assertion_type", JWT_BEARER), ("client_assertion", assertion)]);
     send(app, path, &form).await
 }
 
-fn error(answer: &(u16, Value)) -> (u16, String) {
+pub(crate) fn error(answer: &(u16, Value)) -> (u16, String) {
     (answer.0, answer.1["error"].as_str().unwrap_or_default().to_owned())
 }
 
@@ -320,7 +320,7 @@ impl JwksServer {
     }
 }
 
-fn job_client(id: &str, jwks_uri: &str) -> String {
+pub(crate) fn job_client(id: &str, jwks_uri: &str) -> String {
     format!(
         r#"
 [[clients]]
@@ -328,6 +328,8 @@ id = "{id}"
 name = "Job {id}"
 token_endpoint_auth_method = "private_key_jwt"
 jwks_uri = "{jwks_uri}"
+# The test serves the keys on loopback, which only an opted-in client may fetch from.
+allow_private_jwks_uri = true
 redirect_uris = ["https://{id}.example/unused"]
 grant_types = ["client_credentials"]
 scopes = ["jobs.run"]

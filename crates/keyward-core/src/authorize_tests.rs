@@ -8,7 +8,7 @@ fn confidential() -> Client {
     Client {
         id: "app".into(),
         name: "App".into(),
-        kind: ClientKind::Confidential { secret_hashes: vec![hash_secret("s")] },
+        kind: ClientKind::Confidential { secret_hashes: vec![hash_secret("s").into()] },
         redirect_uris: vec!["https://app.example/cb".into()],
         first_party: true,
         ..Client::default()

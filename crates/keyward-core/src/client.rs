@@ -3,6 +3,7 @@
 //! come back on any port (RFC 8252 §7.3).
 
 use crate::secret::{constant_time_eq, hash_secret};
+use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SigningAlg {
@@ -87,22 +88,25 @@ pub struct Lifetimes {
 pub enum ClientKeys {
     /// A JWK Set written in the config (JSON text).
     Inline(String),
-    /// A JWK Set fetched (and cached) from this https URL.
-    Uri(String),
+    /// A JWK Set fetched (and cached) from this https URL. Only from public addresses unless
+    /// `allow_private` (`allow_private_jwks_uri = true`, for a client on the same host or
+    /// network, e.g. in development).
+    Uri { uri: String, allow_private: bool },
 }
 
 /// How a client proves who it is at the token endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum ClientKind {
-    /// Holds a secret; the config stores base64url(SHA-256(secret)) values (several, for rollover).
-    Confidential { secret_hashes: Vec<String> },
+    /// Holds a secret; the config stores base64url(SHA-256(secret)) values (several, for
+    /// rollover), kept as secrets: a hash of a weak secret could be guessed offline.
+    Confidential { secret_hashes: Vec<SecretString> },
     /// Signs a client assertion with its own private key (`private_key_jwt`, RFC 7523).
     PrivateKeyJwt { keys: ClientKeys },
     /// Cannot keep a secret (SPA, native): authenticates with PKCE alone.
     Public,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Client {
     pub id: String,
     pub name: String,
@@ -188,7 +192,7 @@ impl Client {
             ClientKind::Public | ClientKind::PrivateKeyJwt { .. } => false,
             ClientKind::Confidential { secret_hashes } => {
                 let presented = hash_secret(presented);
-                secret_hashes.iter().fold(false, |ok, h| constant_time_eq(h, &presented) | ok)
+                secret_hashes.iter().fold(false, |ok, h| constant_time_eq(h.expose_secret(), &presented) | ok)
             }
         }
     }
@@ -236,7 +240,7 @@ mod tests {
         Client {
             id: "c".into(),
             name: "C".into(),
-            kind: ClientKind::Confidential { secret_hashes: vec![hash_secret("s")] },
+            kind: ClientKind::Confidential { secret_hashes: vec![hash_secret("s").into()] },
             redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
             first_party: true,
             ..Client::default()

@@ -112,7 +112,7 @@ mod tests {
         let base = Client {
             id: "app".into(),
             name: "App".into(),
-            kind: ClientKind::Confidential { secret_hashes: vec![hash_secret("s3cret")] },
+            kind: ClientKind::Confidential { secret_hashes: vec![hash_secret("s3cret").into()] },
             redirect_uris: vec![],
             first_party: true,
             ..Client::default()

@@ -43,7 +43,7 @@ fn clients() -> Vec<Client> {
         Client {
             id: "app".into(),
             name: "App".into(),
-            kind: ClientKind::Confidential { secret_hashes: vec![hash_secret("s")] },
+            kind: ClientKind::Confidential { secret_hashes: vec![hash_secret("s").into()] },
             redirect_uris: vec!["https://app.example/cb".into()],
             ..Client::default()
         },

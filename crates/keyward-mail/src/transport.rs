@@ -9,6 +9,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
@@ -25,7 +26,7 @@ pub enum TlsMode {
     Tls,
 }
 
-/// Where mail goes.
+/// Where mail goes. `Debug` never shows the password.
 #[derive(Debug, Clone)]
 pub enum TransportSettings {
     /// Development: log a line (recipient + subject only, NEVER the body: it
@@ -46,8 +47,8 @@ pub enum TransportSettings {
         tls: TlsMode,
         /// Login user name; authentication is used when both user and password are set.
         username: Option<String>,
-        /// Login password.
-        password: Option<String>,
+        /// Login password, exposed only to hand it to the SMTP client.
+        password: Option<SecretString>,
         /// Timeout for each network operation.
         timeout: Duration,
     },
@@ -148,7 +149,7 @@ fn build_smtp(
     port: u16,
     tls: TlsMode,
     username: Option<String>,
-    password: Option<String>,
+    password: Option<SecretString>,
     timeout: Duration,
 ) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
     if tokio::runtime::Handle::try_current().is_err() {
@@ -162,7 +163,7 @@ fn build_smtp(
     };
     builder = builder.port(port).timeout(Some(timeout)).pool_config(PoolConfig::new());
     if let (Some(user), Some(pass)) = (username, password) {
-        builder = builder.credentials(Credentials::new(user, pass));
+        builder = builder.credentials(Credentials::new(user, pass.expose_secret().to_owned()));
     }
     let transport: AsyncSmtpTransport<Tokio1Executor> = builder.build();
     Ok(transport)

@@ -119,3 +119,23 @@ async fn tls_modes_build() -> Result<(), MailError> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn f12_debug_of_transport_settings_and_the_mailer_shows_no_password() -> Result<(), MailError> {
+    let password = "smtp-pass-Wm9vcCBaaW5n";
+    let settings = TransportSettings::Smtp {
+        host: "smtp.example.com".into(),
+        port: 587,
+        tls: TlsMode::StartTls,
+        username: Some("keyward".into()),
+        password: Some(password.into()),
+        timeout: Duration::from_secs(5),
+    };
+    let shown = format!("{settings:?} {settings:#?}");
+    assert!(!shown.contains(password), "Debug shows the password: {shown}");
+    assert!(shown.contains("smtp.example.com") && shown.contains("keyward"), "{shown}");
+    let mailer = Mailer::new(settings, "kw@example.com")?;
+    let shown = format!("{mailer:?}");
+    assert!(!shown.contains(password), "{shown}");
+    Ok(())
+}

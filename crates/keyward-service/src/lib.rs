@@ -6,6 +6,8 @@ pub mod account;
 pub mod client_keys;
 mod code_check;
 pub mod consent;
+pub mod jwks_cache;
+pub mod jwks_fetch;
 pub mod keys;
 pub mod link;
 pub mod login;
@@ -24,8 +26,9 @@ mod d7_tests;
 
 use argon2::Argon2;
 use keyward_core::Clock;
-use keyward_core::config::Config;
+use keyward_core::config::{Config, same_secret};
 use keyward_store::{Pool, PooledConn, StoreError};
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 
 pub use keys::{KeyRing, KeySet};
@@ -77,7 +80,9 @@ pub struct Keyward {
     pub metrics: metrics::Metrics,
     argon2: Argon2<'static>,
     webauthn: webauthn_rs::Webauthn,
-    jwks_cache: client_keys::JwksCache,
+    jwks_cache: jwks_cache::JwksCache,
+    /// Built once: its connection pool and limits serve every `jwks_uri` fetch.
+    jwks_fetcher: jwks_fetch::JwksFetcher,
 }
 
 impl Keyward {
@@ -89,7 +94,9 @@ impl Keyward {
         master: &MasterKey,
     ) -> Result<Keyward, ServiceError> {
         let webauthn = passkeys::build_webauthn(&config.issuer)?;
-        let writer = keyward_store::connect_writer(&config.database_url)?;
+        let writer = keyward_store::connect_writer(config.database_url.expose_secret())?;
+        let jwks_fetcher =
+            jwks_fetch::JwksFetcher::new().map_err(|e| ServiceError::Internal(format!("cannot build the jwks_uri HTTP client: {e}")))?;
         Ok(Keyward {
             config: std::sync::RwLock::new(config),
             pool,
@@ -101,6 +108,7 @@ impl Keyward {
             webauthn,
             metrics: Default::default(),
             jwks_cache: Default::default(),
+            jwks_fetcher,
         })
     }
 
@@ -118,10 +126,11 @@ impl Keyward {
             ("listen", old.listen != new.listen),
             ("metrics.listen", old.metrics_listen != new.metrics_listen),
             ("data_dir", old.data_dir != new.data_dir),
-            ("database.url", old.database_url != new.database_url),
+            // Secrets compared exposed (they have no `PartialEq`, so no `Debug` or `==` slip).
+            ("database.url", !same_secret(Some(&old.database_url), Some(&new.database_url))),
             ("database.pool_size", old.pool_size != new.pool_size),
-            ("keys.master_key", old.master_key != new.master_key),
-            ("mail", old.mail != new.mail || old.mail_from != new.mail_from),
+            ("keys.master_key", !same_secret(old.master_key.as_ref(), new.master_key.as_ref())),
+            ("mail", !old.mail.same_as(&new.mail) || old.mail_from != new.mail_from),
             ("network.tls_cert_file", old.tls != new.tls),
         ];
         let changed: Vec<&str> = fixed.iter().filter(|(_, c)| *c).map(|(k, _)| *k).collect();

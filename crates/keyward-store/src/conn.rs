@@ -162,7 +162,7 @@ impl diesel::r2d2::HandleError<diesel::r2d2::Error> for OutageHandler {
 
 /// Opens connections of one backend. (The derived `MultiConnection::establish` tries each
 /// backend in turn, which would turn an unreachable PostgreSQL URL into a stray SQLite file.)
-#[derive(Debug)]
+/// `Debug` leaves the URL out: it may carry the database password (finding 12).
 pub struct DbManager {
     backend: Backend,
     url: String,
@@ -206,6 +206,12 @@ fn spawn_checkpointer(path: String, alive: std::sync::Weak<()>) {
     });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the SQLite checkpointer; the WAL is checkpointed when connections close");
+    }
+}
+
+impl std::fmt::Debug for DbManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbManager").field("backend", &self.backend).field("url", &"[REDACTED]").finish_non_exhaustive()
     }
 }
 

@@ -54,6 +54,8 @@ pub struct AppOptions {
     pub port: Option<u16>,
     /// The public URL, when the instance sits behind a proxy (default: its own address).
     pub issuer: Option<String>,
+    /// Environment variables for the server (`KEYWARD_*` overrides, or `KEYWARD_LOG`).
+    pub env: Vec<(String, String)>,
 }
 
 /// A random master key in the config's format.
@@ -81,6 +83,7 @@ impl Default for AppOptions {
             keys: None,
             port: None,
             issuer: None,
+            env: Vec::new(),
         }
     }
 }
@@ -228,6 +231,7 @@ first_party = true
             .arg("serve")
             .env("KEYWARD_LOG", "info")
             .env_remove("KEYWARD_CONFIG")
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()

@@ -10,6 +10,7 @@ use keyward_core::config::{Config, MailTransport};
 use keyward_core::email::Email;
 use keyward_mail::{MailTemplates, Mailer, OutgoingMail};
 use keyward_service::users::{self, Invited};
+use secrecy::ExposeSecret;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -295,7 +296,8 @@ fn keyward(config: Config, pool: keyward_store::Pool) -> Result<keyward_service:
         eprintln!("error: {what}: {e}");
         ExitCode::from(1)
     };
-    let (master, _) = MasterKey::resolve(config.master_key.as_deref(), &config.data_dir).map_err(|e| fail("master key", &e))?;
+    let (master, _) =
+        MasterKey::resolve(config.master_key.as_ref().map(|k| k.expose_secret()), &config.data_dir).map_err(|e| fail("master key", &e))?;
     let mut conn = pool.get().map_err(|e| fail("cannot connect to the database", &e))?;
     let keys = KeyRing::load_or_create(&mut conn, &master, keyward_core::SystemClock.unix())
         .map_err(|e| fail("cannot load the signing keys", &e))?;

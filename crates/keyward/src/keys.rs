@@ -9,6 +9,7 @@ use clap::Subcommand;
 use keyward_core::Clock;
 use keyward_core::client::SigningAlg;
 use keyward_service::{KeyRing, MasterKey};
+use secrecy::ExposeSecret;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -82,7 +83,8 @@ pub fn run(path: &Path, cmd: KeysCommand) -> Result<(), ExitCode> {
                 None => SigningAlg::ALL.to_vec(),
                 Some(a) => vec![SigningAlg::parse(a).ok_or_else(|| err("--alg", format!("{a:?} is not RS256, ES256 or EdDSA")))?],
             };
-            let (master, _) = MasterKey::resolve(config.master_key.as_deref(), &config.data_dir).map_err(|e| err("master key", e))?;
+            let (master, _) = MasterKey::resolve(config.master_key.as_ref().map(|k| k.expose_secret()), &config.data_dir)
+                .map_err(|e| err("master key", e))?;
             let ring = KeyRing::load_or_create(&mut conn, &master, now).map_err(|e| err("cannot load the signing keys", e))?;
             let ahead = config.key_rotation.publish_ahead_seconds;
             let keep = config.longest_token_lifetime();

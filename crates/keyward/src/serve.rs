@@ -8,6 +8,7 @@ use keyward_core::config::{Config, MailTransport, SmtpTls};
 use keyward_mail::{Mailer, TlsMode, TransportSettings};
 use keyward_service::{KeyRing, Keyward, MasterKey};
 use keyward_store::Pool;
+use secrecy::ExposeSecret;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -40,7 +41,8 @@ pub(crate) fn init_tracing() {
 }
 
 pub(crate) fn open_database(config: &Config) -> Result<Pool, ExitCode> {
-    let pool = keyward_store::connect(&config.database_url, config.pool_size).map_err(|e| fail("cannot open the database", e))?;
+    let pool =
+        keyward_store::connect(config.database_url.expose_secret(), config.pool_size).map_err(|e| fail("cannot open the database", e))?;
     let mut conn = pool.get().map_err(|e| fail("cannot connect to the database", e))?;
     let applied = keyward_store::run_migrations(&mut conn).map_err(|e| fail("cannot migrate the database", e))?;
     if applied > 0 {
@@ -53,7 +55,7 @@ pub(crate) fn open_database(config: &Config) -> Result<Pool, ExitCode> {
 pub fn migrate(path: &Path) -> Result<(), ExitCode> {
     init_tracing();
     let config = load_config(path)?;
-    let pool = keyward_store::connect(&config.database_url, 1).map_err(|e| fail("cannot open the database", e))?;
+    let pool = keyward_store::connect(config.database_url.expose_secret(), 1).map_err(|e| fail("cannot open the database", e))?;
     let mut conn = pool.get().map_err(|e| fail("cannot connect to the database", e))?;
     let n = keyward_store::run_migrations(&mut conn).map_err(|e| fail("cannot migrate the database", e))?;
     println!("{n} migration{} applied; the schema is current", if n == 1 { "" } else { "s" });
@@ -82,7 +84,8 @@ pub fn serve(path: &Path) -> Result<(), ExitCode> {
     let started = Instant::now();
     init_tracing();
     let config = Arc::new(load_config(path)?);
-    let (master, dev_key) = MasterKey::resolve(config.master_key.as_deref(), &config.data_dir).map_err(|e| fail("master key", e))?;
+    let (master, dev_key) =
+        MasterKey::resolve(config.master_key.as_ref().map(|k| k.expose_secret()), &config.data_dir).map_err(|e| fail("master key", e))?;
     if dev_key {
         tracing::warn!(
             path = %config.data_dir.join("master.key").display(),

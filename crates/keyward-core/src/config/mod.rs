@@ -7,6 +7,7 @@ mod raw;
 mod validate;
 
 use crate::client::Client;
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -62,7 +63,8 @@ pub enum SmtpTls {
     Tls,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Compared with [`MailTransport::same_as`] (the password is a secret, without `PartialEq`).
+#[derive(Debug, Clone)]
 pub enum MailTransport {
     /// Log the message and append it to `outbox`: for trying Keyward out.
     Dev {
@@ -73,12 +75,47 @@ pub enum MailTransport {
         port: u16,
         tls: SmtpTls,
         username: Option<String>,
-        password: Option<String>,
+        password: Option<SecretString>,
         timeout_seconds: u64,
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl MailTransport {
+    /// The same settings, password included (compared exposed, in constant time).
+    pub fn same_as(&self, other: &MailTransport) -> bool {
+        match (self, other) {
+            (MailTransport::Dev { outbox: a }, MailTransport::Dev { outbox: b }) => a == b,
+            (
+                MailTransport::Smtp { host, port, tls, username, password, timeout_seconds },
+                MailTransport::Smtp {
+                    host: host2,
+                    port: port2,
+                    tls: tls2,
+                    username: username2,
+                    password: password2,
+                    timeout_seconds: timeout2,
+                },
+            ) => {
+                (host, port, tls, username, timeout_seconds) == (host2, port2, tls2, username2, timeout2)
+                    && same_secret(password.as_ref(), password2.as_ref())
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether two optional secrets are equal (both absent, or equal values in constant time).
+pub fn same_secret(a: Option<&SecretString>, b: Option<&SecretString>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => crate::secret::constant_time_eq(a.expose_secret(), b.expose_secret()),
+        _ => false,
+    }
+}
+
+/// `Debug` shows no secret: the master key, the SMTP password, the database URL (it may
+/// carry a password) and client secret hashes are [`SecretString`]s.
+#[derive(Debug, Clone)]
 pub struct Config {
     pub file: PathBuf,
     /// Without a trailing slash; every endpoint URL starts with it.
@@ -94,10 +131,11 @@ pub struct Config {
     /// Serve HTTPS directly with this certificate chain and private key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
     pub data_dir: PathBuf,
-    pub database_url: String,
+    /// `sqlite://…` or `postgres://…`; a secret, since it may carry a password.
+    pub database_url: SecretString,
     pub pool_size: u32,
     /// A master key given directly or read from `master_key_file` (base64 of 32 bytes).
-    pub master_key: Option<String>,
+    pub master_key: Option<SecretString>,
     pub signup: SignupPolicy,
     pub allowed_domains: Vec<String>,
     pub code_lifetime_seconds: i64,

@@ -1,6 +1,8 @@
 //! The config file as written: every table denies unknown keys, numbers and booleans are
-//! also accepted as strings (so `KEYWARD_*` environment overrides can set them).
+//! also accepted as strings (so `KEYWARD_*` environment overrides can set them). Secrets
+//! are [`SecretString`]s from the moment they are read, so no `Debug` prints them.
 
+use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, Deserialize)]
@@ -42,7 +44,8 @@ pub struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatabase {
-    pub url: Option<String>,
+    /// May carry a password (`postgres://user:password@host/db`).
+    pub url: Option<SecretString>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub pool_size: Option<u64>,
 }
@@ -50,7 +53,7 @@ pub struct RawDatabase {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawKeys {
-    pub master_key: Option<String>,
+    pub master_key: Option<SecretString>,
     pub master_key_file: Option<String>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub rotate_after_days: Option<u64>,
@@ -107,7 +110,7 @@ pub struct RawSmtp {
     pub port: Option<u64>,
     pub tls: Option<String>,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<SecretString>,
     pub password_file: Option<String>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub timeout_seconds: Option<u64>,
@@ -170,7 +173,7 @@ pub struct RawClient {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     #[serde(default)]
-    pub secret_hashes: Vec<String>,
+    pub secret_hashes: Vec<SecretString>,
     #[serde(default)]
     pub redirect_uris: Vec<String>,
     #[serde(default, deserialize_with = "lenient_bool")]
@@ -187,6 +190,8 @@ pub struct RawClient {
     pub token_endpoint_auth_method: Option<String>,
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub allow_private_jwks_uri: Option<bool>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub access_token_lifetime_seconds: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]

@@ -34,7 +34,7 @@ fn only_error(r: Result<Config, ConfigErrors>) -> ConfigError {
 fn a_good_config_loads_with_defaults() {
     let c = load(GOOD, &[]).expect("valid");
     assert_eq!(c.issuer, "http://localhost:8080");
-    assert_eq!(c.database_url, "sqlite://data/keyward.db");
+    assert_eq!(c.database_url.expose_secret(), "sqlite://data/keyward.db");
     assert_eq!(c.code_lifetime_seconds, 600);
     assert!(c.client("app").is_some_and(|c| !c.is_public()));
     assert_eq!(c.try_it_client.as_deref(), Some("spa"));
@@ -52,7 +52,7 @@ fn unknown_keys_name_file_key_and_fix() {
 #[test]
 fn env_overrides_apply_and_are_named_in_errors() {
     let c = load(GOOD, &[("KEYWARD_DATABASE__URL", "postgres://x@db/k"), ("KEYWARD_LOGIN__CODE_LIFETIME_SECONDS", "120")]).expect("valid");
-    assert_eq!(c.database_url, "postgres://x@db/k");
+    assert_eq!(c.database_url.expose_secret(), "postgres://x@db/k");
     assert_eq!(c.code_lifetime_seconds, 120);
     let e = only_error(load(GOOD, &[("KEYWARD_DATABSE__URL", "x")]));
     assert_eq!((e.source.as_str(), e.key.as_str()), ("environment", "KEYWARD_DATABSE__URL"));
@@ -169,4 +169,77 @@ fn f3_login_attempts_per_ip_per_minute_defaults_to_120_and_zero_is_refused() {
     assert_eq!(c.limits.login_attempts_per_ip_per_minute, 7);
     let e = only_error(load(&format!("{GOOD}\n[limits]\nlogin_attempts_per_ip_per_minute = 0\n"), &[]));
     assert_eq!(e.key, "limits.login_attempts_per_ip_per_minute");
+}
+
+/// Known secret values in every place a config can hold one.
+const MASTER: &str = "c2VjcmV0LW1hc3Rlci1rZXktMzItYnl0ZXMtZm9yLXQ=";
+const SMTP_PASSWORD: &str = "smtp-pass-Wm9vcCBaaW5n";
+const DB_PASSWORD: &str = "db-pass-T3BlblNlc2FtZQ";
+
+fn with_secrets(smtp_password: &str) -> String {
+    format!(
+        "{GOOD}\n[database]\nurl = \"postgres://keyward:{DB_PASSWORD}@db.internal/keyward\"\n[keys]\nmaster_key = \"{MASTER}\"\n\
+         [mail]\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"smtp.example.com\"\nusername = \"keyward\"\npassword = \"{smtp_password}\"\n"
+    )
+}
+
+#[test]
+fn f12_debug_of_the_parsed_config_shows_no_secret() {
+    let hash = "xSx6HkD6Pq9OCC5Ed_PvvCHuKWT6n1DUDwdEVAs3Jr8";
+    let c = load(&with_secrets(SMTP_PASSWORD), &[]).expect("valid");
+    let shown = format!("{c:?} {c:#?}");
+    for secret in [MASTER, SMTP_PASSWORD, DB_PASSWORD, hash] {
+        assert!(!shown.contains(secret), "Debug shows {secret}:\n{shown}");
+    }
+    // What is not secret is still there to debug with.
+    assert!(shown.contains("smtp.example.com") && shown.contains("REDACTED"), "{shown}");
+    // The same from the environment and from a password file.
+    let dir = std::env::temp_dir().join(format!("keyward-f12-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("smtp-password");
+    std::fs::write(&file, format!("{SMTP_PASSWORD}\n")).expect("write");
+    let text = with_secrets("x").replace("password = \"x\"", &format!("password_file = {:?}", file.display().to_string()));
+    let env = [("KEYWARD_KEYS__MASTER_KEY", MASTER), ("KEYWARD_DATABASE__URL", "postgres://k:db-pass-T3BlblNlc2FtZQ@db/k")];
+    let c = load(&text.replace(&format!("master_key = \"{MASTER}\""), ""), &env).expect("valid");
+    let shown = format!("{c:?}");
+    for secret in [MASTER, SMTP_PASSWORD, DB_PASSWORD] {
+        assert!(!shown.contains(secret), "Debug shows {secret}:\n{shown}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn f12_secrets_are_exposed_where_used_and_a_changed_password_is_a_changed_transport() {
+    let c = load(&with_secrets(SMTP_PASSWORD), &[]).expect("valid");
+    assert_eq!(c.master_key.as_ref().map(|k| k.expose_secret()), Some(MASTER));
+    assert!(c.database_url.expose_secret().contains(DB_PASSWORD));
+    let MailTransport::Smtp { password, .. } = &c.mail else { panic!("smtp") };
+    assert_eq!(password.as_ref().map(|p| p.expose_secret()), Some(SMTP_PASSWORD));
+    // Config reload compares transports: same settings, and a new password, are told apart.
+    let same = load(&with_secrets(SMTP_PASSWORD), &[]).expect("valid");
+    let other = load(&with_secrets("another-password"), &[]).expect("valid");
+    assert!(c.mail.same_as(&same.mail));
+    assert!(!c.mail.same_as(&other.mail));
+    assert!(same_secret(c.master_key.as_ref(), same.master_key.as_ref()));
+    assert!(!same_secret(c.master_key.as_ref(), None));
+}
+
+#[test]
+fn f5_allow_private_jwks_uri_is_per_client_and_off_by_default() {
+    let client = |extra: &str| {
+        format!(
+            "{GOOD}\n[[clients]]\nid = \"job\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\njwks_uri = \"http://127.0.0.1:9/jwks\"\nredirect_uris = [\"https://job.example/cb\"]\n{extra}"
+        )
+    };
+    let keys = |c: &Config| match &c.client("job").expect("job").kind {
+        crate::client::ClientKind::PrivateKeyJwt { keys } => keys.clone(),
+        other => panic!("{other:?}"),
+    };
+    let uri = "http://127.0.0.1:9/jwks".to_owned();
+    let off = load(&client(""), &[]).expect("valid");
+    assert_eq!(keys(&off), crate::client::ClientKeys::Uri { uri: uri.clone(), allow_private: false });
+    let on = load(&client("allow_private_jwks_uri = true"), &[]).expect("valid");
+    assert_eq!(keys(&on), crate::client::ClientKeys::Uri { uri, allow_private: true });
+    let e = only_error(load(&GOOD.replace("name = \"App\"", "name = \"App\"\nallow_private_jwks_uri = true"), &[]));
+    assert_eq!(e.key, "clients[0].allow_private_jwks_uri");
 }

@@ -4,6 +4,7 @@
 use super::raw::{RawClient, RawConfig};
 use super::{Config, ConfigError, ConfigErrors, KeyRotation, Limits, MailTransport, SignupPolicy, SmtpTls};
 use crate::client::{Client, ClientKind, GrantType, Lifetimes, RefreshPolicy, SigningAlg};
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -100,8 +101,10 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
             None
         }
     };
-    let database_url = raw.database.url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("keyward.db").display()));
-    if !(database_url.starts_with("sqlite://") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+    let database_url: SecretString =
+        raw.database.url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("keyward.db").display()).into());
+    let url = database_url.expose_secret();
+    if !(url.starts_with("sqlite://") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         e.add(
             "database.url",
             "the URL must start with sqlite:// or postgres://",
@@ -111,16 +114,16 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
     // PostgreSQL connections spend most of their time waiting on the network: 8. A SQLite
     // connection works on this machine's CPU: one reader per core (writes have their own
     // connection), since more threads than cores only take turns and evict each other's caches.
-    let pool_size =
-        raw.database.pool_size.unwrap_or_else(|| if database_url.starts_with("sqlite://") { default_sqlite_pool_size() } else { 8 });
+    let pool_size = raw.database.pool_size.unwrap_or_else(|| if url.starts_with("sqlite://") { default_sqlite_pool_size() } else { 8 });
     if !(1..=256).contains(&pool_size) {
         e.add("database.pool_size", "must be between 1 and 256", "leave it out: 8 on PostgreSQL, the number of CPU cores on SQLite");
     }
 
-    let master_key = value_or_file(&mut e, "keys.master_key", raw.keys.master_key, raw.keys.master_key_file).map(|k| k.trim().to_owned());
+    let master_key = value_or_file(&mut e, "keys.master_key", raw.keys.master_key, raw.keys.master_key_file)
+        .map(|k| SecretString::from(k.expose_secret().trim()));
     if let Some(k) = &master_key {
         use base64::Engine;
-        let ok = base64::engine::general_purpose::STANDARD.decode(k).is_ok_and(|b| b.len() == 32);
+        let ok = base64::engine::general_purpose::STANDARD.decode(k.expose_secret()).is_ok_and(|b| b.len() == 32);
         if !ok {
             e.add("keys.master_key", "must be 32 random bytes in base64", "generate one with `openssl rand -base64 32`");
         }
@@ -339,7 +342,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigErrors> {
 }
 
 /// A secret given inline (`KEY`) or in a file (`KEY_file`), never both.
-fn value_or_file(e: &mut Errors<'_>, key: &str, value: Option<String>, file: Option<String>) -> Option<String> {
+fn value_or_file(e: &mut Errors<'_>, key: &str, value: Option<SecretString>, file: Option<String>) -> Option<SecretString> {
     match (value, file) {
         (Some(_), Some(_)) => {
             e.add(format!("{key}_file"), format!("both {key} and {key}_file are set"), "keep one of them");
@@ -347,7 +350,7 @@ fn value_or_file(e: &mut Errors<'_>, key: &str, value: Option<String>, file: Opt
         }
         (Some(v), None) => Some(v),
         (None, Some(path)) => match std::fs::read_to_string(&path) {
-            Ok(v) => Some(v),
+            Ok(v) => Some(v.into()),
             Err(err) => {
                 e.add(format!("{key}_file"), format!("cannot read {path}: {err}"), "check the path and its permissions");
                 None
@@ -384,7 +387,8 @@ fn smtp(e: &mut Errors<'_>, s: super::raw::RawSmtp) -> MailTransport {
     if !(1..=65535).contains(&port) {
         e.add("mail.smtp.port", "must be between 1 and 65535", format!("use {default_port}"));
     }
-    let password = value_or_file(e, "mail.smtp.password", s.password, s.password_file).map(|p| p.trim_end_matches(['\r', '\n']).to_owned());
+    let password = value_or_file(e, "mail.smtp.password", s.password, s.password_file)
+        .map(|p| SecretString::from(p.expose_secret().trim_end_matches(['\r', '\n'])));
     if s.username.is_some() != password.is_some() {
         e.add("mail.smtp.username", "username and password go together", "set both, or neither for an unauthenticated relay");
     }
@@ -429,6 +433,7 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
                 );
             }
             for (j, h) in rc.secret_hashes.iter().enumerate() {
+                let h = h.expose_secret();
                 if h.len() != 43 || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                     e.add(
                         format!("{key}.secret_hashes[{j}]"),
@@ -462,7 +467,8 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
                     if !(uri.starts_with("https://") || is_loopback_url(&uri)) {
                         e.add(format!("{key}.jwks_uri"), "the JWK Set must be fetched over https", "use an https:// URL");
                     }
-                    ClientKind::PrivateKeyJwt { keys: crate::client::ClientKeys::Uri(uri) }
+                    let allow_private = rc.allow_private_jwks_uri.unwrap_or(false);
+                    ClientKind::PrivateKeyJwt { keys: crate::client::ClientKeys::Uri { uri, allow_private } }
                 }
                 _ => {
                     e.add(
@@ -493,6 +499,9 @@ fn client(e: &mut Errors<'_>, key: &str, rc: RawClient) -> Option<Client> {
     };
     if (rc.jwks.is_some() || rc.jwks_uri.is_some()) && auth_method != "private_key_jwt" {
         e.add(format!("{key}.jwks"), "keys are only used with private_key_jwt", "set token_endpoint_auth_method = \"private_key_jwt\"");
+    }
+    if rc.allow_private_jwks_uri.is_some() && rc.jwks_uri.is_none() {
+        e.add(format!("{key}.allow_private_jwks_uri"), "only a client with a jwks_uri fetches keys", "remove the key, or set jwks_uri");
     }
     if rc.redirect_uris.is_empty() {
         e.add(format!("{key}.redirect_uris"), "no redirect URI is registered", "list the exact URIs the app receives codes on");
