@@ -54,7 +54,7 @@ impl Keyward {
                 let set: JwkSet = match http.get(uri).send().await.and_then(|r| r.error_for_status()) {
                     Ok(resp) => resp.json().await.map_err(|_| refused("the client's jwks_uri did not answer a JWK Set"))?,
                     Err(e) => {
-                        tracing::warn!(client = %client.id, error = %e, "cannot fetch the client's jwks_uri");
+                        tracing::warn!(client = %client.id, error = ?e.to_string(), "cannot fetch the client's jwks_uri");
                         return Err(refused("the client's keys could not be fetched"));
                     }
                 };

@@ -5,7 +5,6 @@
 //! code in one transaction. Magic links and cross-device approval are in `link.rs`.
 
 use crate::{Keyward, ServiceError};
-use argon2::{PasswordHasher, PasswordVerifier};
 use keyward_core::authorize::AuthorizationRequest;
 use keyward_core::config::SignupPolicy;
 use keyward_core::email::Email;
@@ -159,6 +158,8 @@ impl Keyward {
     ) -> Result<CodeRequest, ServiceError> {
         let now = self.now();
         let limits = &self.config().limits;
+        // Admitted to the Argon2 gate first: a shed request counts against no limit (finding 21).
+        let ticket = self.admit_argon2("hash")?;
         // The attempt and the send limits come first, so a refused request costs no Argon2
         // work (issue 14, finding 6), and a refused request writes nothing: the limits are
         // counted together or not at all (finding 22).
@@ -184,8 +185,8 @@ impl Keyward {
         };
         // Hashed for every address, deliverable or not, so the answer takes the same time.
         let code = email_code::generate(&mut rand::rng());
-        self.metrics.inc(crate::metrics::Family::Argon2, "op", "hash");
-        let code_hash = self.argon2.hash_password(code.as_bytes()).map_err(|e| ServiceError::Crypto(e.to_string()))?.to_string();
+        let code_hash = self.argon2_hash(&ticket, &code)?;
+        drop(ticket);
         let link_token = random_token(&mut rand::rng());
         let row = EmailChallenge {
             id: random_token(&mut rand::rng()),
@@ -271,6 +272,8 @@ impl Keyward {
         offer_passkey: bool,
     ) -> Result<Result<SignedIn, CodeRejected>, ServiceError> {
         let now = self.now();
+        // Admitted to the Argon2 gate before a try is taken: a shed request costs no try.
+        let ticket = self.admit_argon2("verify")?;
         let challenge = {
             let mut conn = self.conn()?;
             if self.attempt_for(&mut conn, attempt_id, browser_id)?.is_none() {
@@ -300,8 +303,9 @@ impl Keyward {
             ch
         };
         let normalized = email_code::normalize(typed).unwrap_or_default();
-        self.metrics.inc(crate::metrics::Family::Argon2, "op", "verify");
-        if self.argon2.verify_password(normalized.as_bytes(), challenge.code_hash.as_str()).is_err() {
+        let matches = self.argon2_verify(&ticket, &normalized, &challenge.code_hash)?;
+        drop(ticket);
+        if !matches {
             let tries_left = MAX_ATTEMPTS - (challenge.failed_tries + 1);
             return Ok(Err(if tries_left <= 0 { CodeRejected::TooManyTries } else { CodeRejected::Wrong { tries_left } }));
         }

@@ -154,7 +154,7 @@ impl Keyward {
         let passkey = match self.webauthn.finish_passkey_registration(credential, &state) {
             Ok(p) => p,
             Err(e) => {
-                tracing::info!(error = %e, "passkey registration refused");
+                tracing::info!(error = ?e, "passkey registration refused");
                 return Ok(Err(PasskeyRejected::Invalid));
             }
         };
@@ -294,7 +294,7 @@ impl Keyward {
                     return Ok(Err(PasskeyRejected::Invalid));
                 }
                 Err(e) => {
-                    tracing::info!(error = %e, "passkey sign-in refused");
+                    tracing::info!(error = ?e, "passkey sign-in refused");
                     return Ok(Err(PasskeyRejected::Invalid));
                 }
             };
