@@ -381,9 +381,14 @@ fn bad_input_sweep_log_check_catches_error_lines_and_panics() {
 }
 
 fn peak_rss_kb(pid: u32) -> u64 {
+    memory_kb(pid, "VmHWM:")
+}
+
+/// A memory figure of the server from /proc (`VmHWM`: peak resident, `VmRSS`: resident now), in kB.
+fn memory_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)
 }
 
@@ -392,7 +397,11 @@ async fn bad_input_sweep_every_route_never_answers_5xx_panics_or_logs_error() {
     let seed: u64 = std::env::var("KEYWARD_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(14);
     let total: usize = std::env::var("KEYWARD_FUZZ_REQUESTS").ok().and_then(|s| s.parse().ok()).unwrap_or(1500);
     let long = total > 100_000;
-    println!("bad-input sweep: seed {seed}, {total} requests (KEYWARD_FUZZ_SEED, KEYWARD_FUZZ_REQUESTS)");
+    // A time budget for the long run: it stops early, and says how many requests it sent.
+    let budget = std::env::var("KEYWARD_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).map(Duration::from_secs);
+    println!(
+        "bad-input sweep: seed {seed}, {total} requests (KEYWARD_FUZZ_SEED, KEYWARD_FUZZ_REQUESTS), time budget {budget:?} (KEYWARD_FUZZ_SECONDS)"
+    );
     let app = spawn(AppOptions::default()).await.unwrap();
     let addr = app.direct.trim_start_matches("http://").replace("localhost", "127.0.0.1");
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(20)).build().unwrap();
@@ -427,7 +436,7 @@ async fn bad_input_sweep_every_route_never_answers_5xx_panics_or_logs_error() {
     let mut known: BTreeMap<String, usize> = BTreeMap::new();
     let mut five_hundreds = 0usize;
     let mut done = 0usize;
-    while done < total {
+    while done < total && budget.is_none_or(|b| started.elapsed() < b) {
         let batch: Vec<Request> = (0..16.min(total - done)).map(|_| make_request(&mut rng, &app.direct, &app.issuer)).collect();
         let answers = futures_util::future::join_all(batch.iter().map(|r| {
             let mut b = http.request(r.method.parse().unwrap(), &r.url);
@@ -460,17 +469,24 @@ async fn bad_input_sweep_every_route_never_answers_5xx_panics_or_logs_error() {
         }
         done += batch.len();
         if long && done % 50_000 < 16 {
-            println!("{done} requests, {:?} elapsed, statuses {statuses:?}, peak RSS {} kB", started.elapsed(), peak_rss_kb(app.pid()));
+            println!(
+                "{done} requests, {:?} elapsed, statuses {statuses:?}, peak RSS {} kB, RSS now {} kB",
+                started.elapsed(),
+                peak_rss_kb(app.pid()),
+                memory_kb(app.pid(), "VmRSS:")
+            );
         }
     }
     let rss = peak_rss_kb(app.pid());
     let log = app.log();
     let LogProblems { panics, errors, request_failed } = log_problems(&log);
     println!(
-        "bad-input sweep: seed {seed}, {done} requests in {:?}; statuses {statuses:?}; 5xx {five_hundreds} (known open: {known:?}); peak RSS {} MB; panics {}",
+        "bad-input sweep: seed {seed}, {done} requests in {:?}; statuses {statuses:?}; 5xx {five_hundreds} (known open: {known:?}); peak RSS {} MB; RSS now {} MB; panics {}; ERROR lines {} (+{request_failed} 'request failed')",
         started.elapsed(),
         rss / 1024,
-        panics.len()
+        memory_kb(app.pid(), "VmRSS:") / 1024,
+        panics.len(),
+        errors.len(),
     );
     for f in failures.iter().take(20) {
         println!("FAILED (seed {seed}): {f}");

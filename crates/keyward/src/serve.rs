@@ -31,7 +31,10 @@ pub(crate) fn init_tracing() {
         Ok(quiet) if !asked => filter.add_directive(quiet),
         _ => filter,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    // Colours only on a terminal: a log file or a collector gets plain lines, so a search for
+    // " ERROR " (an operator's grep, the bad-input sweep) finds every ERROR line.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
     if std::env::var("KEYWARD_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
