@@ -351,7 +351,8 @@ fn plain(line: &str) -> String {
 fn log_problems(log: &str) -> LogProblems {
     let mut found = LogProblems::default();
     for line in log.lines().map(plain) {
-        let level_error = line.split_whitespace().nth(1) == Some("ERROR") || line.contains(" ERROR ");
+        // tracing's line: the timestamp, the level, the message and its fields.
+        let level_error = line.split_whitespace().nth(1) == Some("ERROR");
         if line.contains("panicked") {
             found.panics.push(line);
         } else if level_error && line.contains("request failed") {
@@ -368,7 +369,7 @@ fn log_problems(log: &str) -> LogProblems {
 #[test]
 fn bad_input_sweep_log_check_catches_error_lines_and_panics() {
     let clean = "2026-12-06T21:00:00.000001Z  INFO Keyward is ready issuer=\"http://localhost:1\"\n\
-                 2026-12-06T21:00:00.000002Z  WARN try-it relying party failed detail=\"x\\r\\nERROR forged\"\n";
+                 2026-12-06T21:00:00.000002Z  WARN try-it relying party failed detail=\"x\\r\\n ERROR forged\"\n";
     assert_eq!(log_problems(clean), LogProblems::default(), "INFO and WARN lines are no problem, even quoting ERROR");
     let plain_error = "2026-12-06T21:00:00.000003Z ERROR cannot render the sign-in email error=boom";
     assert_eq!(log_problems(plain_error).errors.len(), 1, "a plain ERROR line");
