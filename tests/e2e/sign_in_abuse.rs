@@ -126,3 +126,65 @@ async fn f11_with_open_sign_up_a_failed_email_is_still_reported_to_the_person() 
     assert!(page.body.contains("t send the email"), "every address would have been mailed, so saying so reveals nothing:\n{}", page.body);
     Ok(())
 }
+
+/// A memory figure of the server from /proc (`VmHWM`: peak resident, `VmRSS`: resident now), in kB.
+fn memory_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Issue 14, finding 21: a flood of code requests (each an Argon2 hash of 19 MiB) runs at
+/// most one hash per core; past the gate's short queue requests are shed with 503 and
+/// `Retry-After` (counted in `keyward_argon2_shed_total`), and peak memory stays bounded.
+#[tokio::test]
+async fn f21_a_flood_of_code_requests_is_shed_past_the_argon2_gate_and_memory_stays_bounded() -> anyhow::Result<()> {
+    let app = spawn(limited("sends_per_ip = 1000000\nsends_per_address = 1000000")).await?;
+    let browser = Browser::fresh_connections()?;
+    let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
+    let (_, attempt, csrf) = open_login(&app, &browser, &auth_request(&rp).url).await?;
+    let before = memory_kb(app.pid(), "VmHWM:");
+    let (mut accepted, mut shed) = (0, 0);
+    for wave in 0..4 {
+        let emails: Vec<String> = (0..48).map(|i| format!("flood{wave}-{i}@example.com")).collect();
+        let sends = emails.iter().map(|email| send(&app, &browser, &attempt, &csrf, email));
+        for page in futures_util::future::join_all(sends).await {
+            let page = page?;
+            match page.status.as_u16() {
+                303 => accepted += 1,
+                503 => {
+                    shed += 1;
+                    assert_eq!(page.header("retry-after").as_deref(), Some("2"), "a shed request says when to retry");
+                    assert!(page.body.contains("Keyward is busy"), "a friendly page: {}", page.body);
+                }
+                other => panic!("a code request answered {other}: {}", page.body),
+            }
+        }
+    }
+    let peak = memory_kb(app.pid(), "VmHWM:");
+    // The memory freed after the flood goes back to the system: poll until it has.
+    let mut idle = memory_kb(app.pid(), "VmRSS:");
+    for _ in 0..100 {
+        if idle < before + 24 * 1024 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        idle = memory_kb(app.pid(), "VmRSS:");
+    }
+    println!(
+        "f21: {accepted} accepted, {shed} shed; peak RSS {} MB, idle after {} MB (after start-up {} MB)",
+        peak / 1024,
+        idle / 1024,
+        before / 1024
+    );
+    assert!(accepted > 0, "requests within the gate's capacity are served");
+    assert!(shed > 0, "requests past the gate's capacity are shed");
+    assert_eq!(metric(&app, r#"keyward_argon2_shed_total{op="hash"}"#).await?, f64::from(shed), "every shed request is counted");
+    // One 19 MiB Argon2 buffer per core at most, and some slack for the requests themselves.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let bound = cores * 19 * 1024 + 32 * 1024;
+    assert!(peak - before < bound, "peak RSS grew {} MB under a flood of Argon2 work (bound {} MB)", (peak - before) / 1024, bound / 1024);
+    assert!(idle < before + 24 * 1024, "idle RSS {} MB after the flood (start-up {} MB)", idle / 1024, before / 1024);
+    Ok(())
+}

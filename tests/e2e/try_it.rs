@@ -58,3 +58,37 @@ async fn readme_first_run_signs_in_with_the_code_from_the_outbox() -> anyhow::Re
     assert!(result.body.contains("newcomer@example.com"));
     Ok(())
 }
+
+/// Issue 14, finding 19: the callback's client mistakes (no sign-in in progress, a wrong
+/// `state`, an `error` from the authorization step, a missing or refused `code`) answer 400,
+/// not 502, and an `error_description` with CR/LF cannot forge a line in the server log.
+#[tokio::test]
+async fn f19_try_callback_answers_400_to_client_mistakes_and_cannot_forge_log_lines() -> anyhow::Result<()> {
+    let app = spawn(AppOptions::default()).await?;
+    let stranger = Browser::new()?;
+    let none = stranger.get(&app.url("/try/callback?code=c&state=s")).await?;
+    assert_eq!(none.status, 400, "no sign-in in progress: {}", none.body);
+
+    let browser = Browser::new()?;
+    let index = browser.get(&app.url("/try")).await?;
+    let started = browser.post_form(&app.url("/try/start"), &[("csrf", &index.input("csrf")?)]).await?;
+    let state = param(&started.redirect_to(&app.issuer)?, "state")?;
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let forged = "x\r\nFORGED 2026-01-01T00:00:00Z ERROR request failed error=\"forged\"\nFORGED-TOO";
+    for (what, query) in [
+        ("a wrong state", format!("code=c&state={}", enc("not-the-state"))),
+        ("an error from the authorization step", format!("state={}&error=access_denied&error_description={}", enc(&state), enc(forged))),
+        ("no code", format!("state={}", enc(&state))),
+        ("an empty code", format!("code=&state={}", enc(&state))),
+        ("a code the server never issued", format!("code=made-up&state={}", enc(&state))),
+    ] {
+        let page = browser.get(&app.url(&format!("/try/callback?{query}"))).await?;
+        assert_eq!(page.status, 400, "{what}: {}", page.body);
+        assert!(page.body.contains("The test sign-in did not complete"), "{what}: a friendly page: {}", page.body);
+    }
+    let log = app.log();
+    assert!(log.contains(r"x\r\nFORGED"), "the error_description is logged, escaped:\n{log}");
+    let forged_lines: Vec<&str> = log.lines().filter(|l| l.starts_with("FORGED")).collect();
+    assert!(forged_lines.is_empty(), "forged log lines: {forged_lines:?}");
+    Ok(())
+}

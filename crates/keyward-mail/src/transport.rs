@@ -133,7 +133,7 @@ impl Mailer {
             }
             Transport::Smtp(smtp) => {
                 smtp.send(message).await.map_err(MailError::Smtp)?;
-                tracing::debug!(to = %mail.to, "mail handed to SMTP server");
+                tracing::debug!(to = ?mail.to, "mail handed to SMTP server");
                 Ok(())
             }
         }

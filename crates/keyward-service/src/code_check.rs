@@ -6,7 +6,7 @@
 
 use crate::login::CodeRejected;
 use crate::{Keyward, ServiceError};
-use argon2::PasswordVerifier;
+use crate::argon2_gate::Ticket;
 use keyward_core::email_code::{self, MAX_ATTEMPTS};
 use keyward_core::secret::hash_secret;
 use keyward_store::models::EmailChallenge;
@@ -48,15 +48,19 @@ impl Keyward {
     }
 
     /// The Argon2 check of `typed` against a challenge whose try was taken (no connection
-    /// is held meanwhile).
-    pub(crate) fn code_matches(&self, challenge: &EmailChallenge, typed: &str) -> Result<(), CodeRejected> {
+    /// is held meanwhile), in the Argon2 gate's slot of `ticket` (finding 21).
+    pub(crate) fn code_matches(
+        &self,
+        ticket: &Ticket<'_>,
+        challenge: &EmailChallenge,
+        typed: &str,
+    ) -> Result<Result<(), CodeRejected>, ServiceError> {
         let normalized = email_code::normalize(typed).unwrap_or_default();
-        self.metrics.inc(crate::metrics::Family::Argon2, "op", "verify");
-        if self.argon2.verify_password(normalized.as_bytes(), challenge.code_hash.as_str()).is_ok() {
-            return Ok(());
+        if self.argon2_verify(ticket, &normalized, &challenge.code_hash)? {
+            return Ok(Ok(()));
         }
         let tries_left = MAX_ATTEMPTS - (challenge.failed_tries + 1);
-        Err(if tries_left <= 0 { CodeRejected::TooManyTries } else { CodeRejected::Wrong { tries_left } })
+        Ok(Err(if tries_left <= 0 { CodeRejected::TooManyTries } else { CodeRejected::Wrong { tries_left } }))
     }
 
     /// Inside the caller's write transaction: uses a matched code, once. False when another

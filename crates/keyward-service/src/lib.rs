@@ -3,6 +3,7 @@
 //! pool. Nothing here knows about HTTP.
 
 pub mod account;
+pub mod argon2_gate;
 pub mod client_keys;
 mod code_check;
 pub mod consent;
@@ -45,6 +46,9 @@ pub enum ServiceError {
     Corrupt(String),
     #[error("internal: {0}")]
     Internal(String),
+    /// Too much Argon2 work in flight (finding 21): shed, answer 503 with `Retry-After`.
+    #[error("busy: retry after {retry_after} s")]
+    Busy { retry_after: u64 },
 }
 
 impl From<keyward_store::QueryError> for ServiceError {
@@ -79,6 +83,7 @@ pub struct Keyward {
     pub csrf_key: [u8; 32],
     pub metrics: metrics::Metrics,
     argon2: Argon2<'static>,
+    argon2_gate: argon2_gate::Argon2Gate,
     webauthn: webauthn_rs::Webauthn,
     jwks_cache: jwks_cache::JwksCache,
     /// Built once: its connection pool and limits serve every `jwks_uri` fetch.
@@ -105,6 +110,7 @@ impl Keyward {
             clock,
             csrf_key: master.derive("keyward/csrf/v1"),
             argon2: Argon2::default(),
+            argon2_gate: argon2_gate::Argon2Gate::for_this_machine(),
             webauthn,
             metrics: Default::default(),
             jwks_cache: Default::default(),

@@ -5,7 +5,6 @@
 //! code in one transaction. Magic links and cross-device approval are in `link.rs`.
 
 use crate::{Keyward, ServiceError};
-use argon2::PasswordHasher;
 use keyward_core::authorize::AuthorizationRequest;
 use keyward_core::config::SignupPolicy;
 use keyward_core::email::Email;
@@ -193,6 +192,8 @@ impl Keyward {
     ) -> Result<CodeRequest, ServiceError> {
         let now = self.now();
         let limits = &self.config().limits;
+        // Admitted to the Argon2 gate first: a shed request counts against no limit (finding 21).
+        let ticket = self.admit_argon2("hash")?;
         // The attempt and the send limits come first, so a refused request costs no Argon2
         // work (issue 14, finding 6), and a refused request writes nothing: the limits are
         // counted together or not at all (finding 22).
@@ -218,8 +219,8 @@ impl Keyward {
         };
         // Hashed for every address, deliverable or not, so the answer takes the same time.
         let code = email_code::generate(&mut rand::rng());
-        self.metrics.inc(crate::metrics::Family::Argon2, "op", "hash");
-        let code_hash = self.argon2.hash_password(code.as_bytes()).map_err(|e| ServiceError::Crypto(e.to_string()))?.to_string();
+        let code_hash = self.argon2_hash(&ticket, &code)?;
+        drop(ticket);
         let link_token = random_token(&mut rand::rng());
         let row = EmailChallenge {
             id: random_token(&mut rand::rng()),
@@ -304,6 +305,8 @@ impl Keyward {
         typed: &str,
         offer_passkey: bool,
     ) -> Result<Result<SignedIn, CodeRejected>, ServiceError> {
+        // Admitted to the Argon2 gate before a try is taken: a shed request costs no try.
+        let ticket = self.admit_argon2("verify")?;
         let challenge = {
             let mut conn = self.conn()?;
             if self.attempt_for(&mut conn, attempt_id, browser_id)?.is_none() {
@@ -314,7 +317,9 @@ impl Keyward {
                 Err(rejected) => return Ok(Err(rejected)),
             }
         };
-        if let Err(rejected) = self.code_matches(&challenge, typed) {
+        let rejected = self.code_matches(&ticket, &challenge, typed)?;
+        drop(ticket);
+        if let Err(rejected) = rejected {
             return Ok(Err(rejected));
         }
         keyward_store::write_transaction(&mut *self.writer()?, |c| {

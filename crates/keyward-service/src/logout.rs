@@ -111,7 +111,7 @@ impl Keyward {
             .map(|mut delivery| {
                 match self.fresh_logout_token(&delivery, now) {
                     Ok(token) => delivery.logout_token = token,
-                    Err(e) => tracing::warn!(client = %delivery.client_id, error = %e, "back-channel logout sent with its queued token"),
+                    Err(e) => tracing::warn!(client = %delivery.client_id, error = ?e.to_string(), "back-channel logout sent with its queued token"),
                 }
                 delivery
             })
@@ -146,10 +146,10 @@ impl Keyward {
             Err(error) => {
                 let retry_at = RETRY_DELAYS.get(delivery.attempts.max(1) as usize - 1).map(|d| now + d);
                 if retry_at.is_none() {
-                    tracing::warn!(client = %delivery.client_id, %error, "back-channel logout given up after every retry");
+                    tracing::warn!(client = %delivery.client_id, error = ?error, "back-channel logout given up after every retry");
                     self.metrics.inc(crate::metrics::Family::Logouts, "backchannel", "given_up");
                 } else {
-                    tracing::info!(client = %delivery.client_id, %error, attempt = delivery.attempts, "back-channel logout failed; will retry");
+                    tracing::info!(client = %delivery.client_id, error = ?error, attempt = delivery.attempts, "back-channel logout failed; will retry");
                     self.metrics.inc(crate::metrics::Family::Logouts, "backchannel", "retried");
                 }
                 repo::logout::failed(&mut conn, &delivery.id, &error, retry_at, now)?;

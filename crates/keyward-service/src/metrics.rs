@@ -19,10 +19,11 @@ pub enum Family {
     RateLimited,
     SignInFailures,
     Argon2,
+    Argon2Shed,
 }
 
 impl Family {
-    const ALL: [Family; 11] = [
+    const ALL: [Family; 12] = [
         Family::SignIns,
         Family::SignInFailures,
         Family::PasskeyRegistrations,
@@ -34,6 +35,7 @@ impl Family {
         Family::Emails,
         Family::RateLimited,
         Family::Argon2,
+        Family::Argon2Shed,
     ];
 }
 
@@ -51,6 +53,7 @@ impl Family {
             Family::RateLimited => "keyward_rate_limited_total",
             Family::SignInFailures => "keyward_sign_in_failures_total",
             Family::Argon2 => "keyward_argon2_operations_total",
+            Family::Argon2Shed => "keyward_argon2_shed_total",
         }
     }
 
@@ -67,6 +70,7 @@ impl Family {
             Family::RateLimited => "Requests refused by a database-counted limit, by limit.",
             Family::SignInFailures => "Refused sign-in attempts by reason.",
             Family::Argon2 => "Argon2 hashes of email codes by operation (hash, verify): the CPU and memory sign-in costs.",
+            Family::Argon2Shed => "Requests shed with 503 because too much Argon2 work was in flight, by operation (hash, verify, ...).",
         }
     }
 }

@@ -292,7 +292,7 @@ impl Keyward {
                     return Ok(Err(PasskeyRejected::Invalid));
                 }
                 Err(e) => {
-                    tracing::info!(error = %e, "passkey sign-in refused");
+                    tracing::info!(error = ?e, "passkey sign-in refused");
                     return Ok(Err(PasskeyRejected::Invalid));
                 }
             };
@@ -329,7 +329,7 @@ impl Keyward {
                 None
             }
             Err(e) => {
-                tracing::info!(error = %e, "passkey registration refused");
+                tracing::info!(error = ?e, "passkey registration refused");
                 None
             }
         }

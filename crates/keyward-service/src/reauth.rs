@@ -6,7 +6,6 @@
 
 use crate::login::CodeRejected;
 use crate::{Keyward, ServiceError};
-use argon2::PasswordHasher;
 use keyward_core::email_code;
 use keyward_core::secret::{hash_secret, random_token};
 use keyward_store::models::EmailChallenge;
@@ -85,6 +84,8 @@ impl Keyward {
     pub fn request_reauth_code(&self, session_token: &str, requested_from: &str) -> Result<Option<ReauthCodeRequest>, ServiceError> {
         let now = self.now();
         let limits = &self.config().limits;
+        // Admitted to the Argon2 gate first: a shed request counts against no limit (finding 21).
+        let ticket = self.admit_argon2("hash")?;
         let mut conn = self.conn()?;
         let Some(user) = self.session_user(&mut conn, session_token)? else { return Ok(None) };
         if !user.email_sign_in {
@@ -100,8 +101,8 @@ impl Keyward {
         // Hashed only once the limits allow it, as for sign-in codes (issue 14, finding 6).
         drop(conn);
         let code = email_code::generate(&mut rand::rng());
-        self.metrics.inc(crate::metrics::Family::Argon2, "op", "hash");
-        let code_hash = self.argon2.hash_password(code.as_bytes()).map_err(|e| ServiceError::Crypto(e.to_string()))?.to_string();
+        let code_hash = self.argon2_hash(&ticket, &code)?;
+        drop(ticket);
         let row = EmailChallenge {
             id: random_token(&mut rand::rng()),
             attempt_id: challenge_key(&hash_secret(session_token)),
@@ -130,6 +131,8 @@ impl Keyward {
     pub fn verify_reauth_code(&self, session_token: &str, typed: &str) -> Result<Result<(), CodeRejected>, ServiceError> {
         let now = self.now();
         let session_hash = hash_secret(session_token);
+        // Admitted to the Argon2 gate before a try is taken: a shed request costs no try.
+        let ticket = self.admit_argon2("verify")?;
         let (user, challenge) = {
             let mut conn = self.conn()?;
             let Some(user) = self.session_user(&mut conn, session_token)? else { return Ok(Err(CodeRejected::AttemptGone)) };
@@ -140,7 +143,9 @@ impl Keyward {
                 Err(rejected) => return Ok(Err(rejected)),
             }
         };
-        if let Err(rejected) = self.code_matches(&challenge, typed) {
+        let rejected = self.code_matches(&ticket, &challenge, typed)?;
+        drop(ticket);
+        if let Err(rejected) = rejected {
             return Ok(Err(rejected));
         }
         keyward_store::write_transaction(&mut *self.writer()?, |c| {

@@ -90,7 +90,7 @@ impl Keyward {
                     tracing::warn!(user = %user.id, "passkey counter regression: confirmation refused");
                     self.audit(c, "passkey_counter_regression", Some(&user.id), serde_json::json!({ "credential": credential.id }))?;
                 } else {
-                    tracing::info!(error = %e, "passkey confirmation refused");
+                    tracing::info!(error = ?e, "passkey confirmation refused");
                 }
                 return Ok(Err(PasskeyRejected::Invalid));
             }

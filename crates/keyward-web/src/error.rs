@@ -64,7 +64,9 @@ impl ResponseError for WebError {
         match self {
             WebError::Page { status, .. } => *status,
             WebError::OAuth { error, .. } => StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
-            WebError::PageInternal(e) | WebError::ApiInternal(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::PageInternal(e) | WebError::ApiInternal(e) if e.is_unavailable() || busy(e).is_some() => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             WebError::PageInternal(_) | WebError::ApiInternal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,6 +84,7 @@ impl ResponseError for WebError {
                 }
                 resp
             }
+            WebError::PageInternal(e) | WebError::ApiInternal(e) if busy(e).is_some() => shed_response(self, busy(e).unwrap_or(1)),
             WebError::PageInternal(e) => {
                 log_failure(e);
                 if e.is_unavailable() {
@@ -109,6 +112,36 @@ impl ResponseError for WebError {
     }
 }
 
+/// The `Retry-After` of a request shed because too much Argon2 work is in flight (finding 21).
+fn busy(e: &ServiceError) -> Option<u64> {
+    match e {
+        ServiceError::Busy { retry_after } => Some(*retry_after),
+        _ => None,
+    }
+}
+
+/// 503 with `Retry-After`: a friendly page for a person, `temporarily_unavailable` for a
+/// client. Counted in `keyward_argon2_shed_total`; a DEBUG line only, as a flood would
+/// otherwise flood the log.
+fn shed_response(e: &WebError, retry_after: u64) -> HttpResponse {
+    tracing::debug!(retry_after, "request shed: too much Argon2 work in flight");
+    let mut resp = match e {
+        WebError::ApiInternal(_) => {
+            oauth_json(&OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "the server is busy; retry after a moment"))
+        }
+        _ => error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Keyward is busy",
+            "Too many sign-ins are being checked right now.",
+            Some("Wait a few seconds, then send the form again."),
+        ),
+    };
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string()) {
+        resp.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 /// A bug is an ERROR line per request. An outage (unreachable, too slow, full, read-only) is
 /// one WARN line a minute at most (the pool also logs when it loses and regains the
 /// database), so an outage under load does not flood the log; the rest are DEBUG lines.
@@ -116,7 +149,7 @@ fn log_failure(e: &ServiceError) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static LAST_WARNED: AtomicU64 = AtomicU64::new(0);
     if !e.is_unavailable() {
-        tracing::error!(error = %e, "request failed");
+        tracing::error!(error = ?e.to_string(), "request failed");
         return;
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());

@@ -1,6 +1,7 @@
 //! Keyward over HTTP: one route table, the hosted pages (tera templates from `ui/`),
 //! cookies, CSRF, security headers, and the one place where errors become responses.
 
+mod body_deadline;
 mod cookies;
 mod csrf;
 mod error;
@@ -13,6 +14,7 @@ use keyward_mail::{MailTemplates, Mailer};
 use keyward_service::Keyward;
 use std::sync::Arc;
 
+pub use body_deadline::{BODY_READ_TIMEOUT, read_body_within_deadline};
 pub use error::WebError;
 pub use routes::human_time;
 

@@ -171,12 +171,12 @@ pub(crate) async fn send_with_retries(state: &State, outgoing: &keyward_mail::Ou
                 return true;
             }
             Err(e) if e.is_transient() && attempt < 3 => {
-                tracing::warn!(error = %e, attempt, "email failed; retrying");
+                tracing::warn!(error = ?e.to_string(), attempt, "email failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 4;
             }
             Err(e) => {
-                tracing::error!(error = %e, transient = e.is_transient(), "email failed");
+                tracing::error!(error = ?e.to_string(), transient = e.is_transient(), "email failed");
                 state.kw.metrics.inc(Family::Emails, "outcome", "failed");
                 return false;
             }

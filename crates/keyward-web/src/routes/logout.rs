@@ -147,6 +147,12 @@ pub fn spawn_backchannel_worker(state: Arc<crate::WebState>) {
             let kw = state.kw.clone();
             let due = match web::block(move || kw.claim_logout_deliveries(20)).await {
                 Ok(Ok(due)) => due,
+                // An outage is logged once by the pool (finding 16); this loop polls every
+                // few seconds and would add a WARN line each time.
+                Ok(Err(e)) if e.is_unavailable() => {
+                    tracing::debug!(error = %e, "cannot read back-channel logout deliveries: database unavailable");
+                    continue;
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "cannot read back-channel logout deliveries");
                     continue;

@@ -71,13 +71,39 @@ fn disabled() -> WebError {
     )
 }
 
+/// The built-in RP could not reach or use this server (discovery, a network failure): 502.
+/// The detail may quote what the server answered, so it is logged escaped (`?`).
 fn rp_failed(detail: String) -> WebError {
-    tracing::warn!(%detail, "try-it relying party failed");
+    tracing::warn!(detail = ?detail, "try-it relying party failed");
     WebError::Page {
         status: StatusCode::BAD_GATEWAY,
         title: "The test sign-in did not complete",
         message: format!("The built-in test app could not finish: {detail}"),
         hint: Some("Start again from the try-it page."),
+    }
+}
+
+/// The callback itself is wrong (no sign-in in progress, a wrong `state`, an `error` from
+/// the authorization step, a missing or refused `code`): the client's mistake, 400.
+/// Everything in `detail` may come from the query string, so it is logged escaped (`?`).
+fn rp_refused(detail: String) -> WebError {
+    tracing::info!(detail = ?detail, "try-it callback refused");
+    WebError::Page {
+        status: StatusCode::BAD_REQUEST,
+        title: "The test sign-in did not complete",
+        message: format!("The built-in test app could not finish: {detail}"),
+        hint: Some("Start again from the try-it page."),
+    }
+}
+
+/// A token request the server answered with an OAuth error (a wrong or used `code`) is the
+/// callback's fault (400); anything else (no answer, a broken answer) is a 502.
+fn token_failed<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse + 'static>(
+    e: openidconnect::RequestTokenError<RE, T>,
+) -> WebError {
+    match e {
+        openidconnect::RequestTokenError::ServerResponse(r) => rp_refused(format!("the token request was refused: {r}")),
+        other => rp_failed(format!("token request failed: {other}")),
     }
 }
 
@@ -131,14 +157,14 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<Callback>) -
     let pending: Pending = cookies::get(&req, cookies::TRY_IT)
         .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| rp_failed("this browser has no test sign-in in progress".into()))?;
+        .ok_or_else(|| rp_refused("this browser has no test sign-in in progress".into()))?;
     if !keyward_core::secret::constant_time_eq(q.state.as_deref().unwrap_or(""), &pending.state) {
-        return Err(rp_failed("the state parameter does not match".into()));
+        return Err(rp_refused("the state parameter does not match".into()));
     }
     if let Some(err) = q.error {
-        return Err(rp_failed(format!("Keyward answered {err}: {}", q.error_description.unwrap_or_default())));
+        return Err(rp_refused(format!("Keyward answered {err}: {}", q.error_description.unwrap_or_default())));
     }
-    let code = q.code.ok_or_else(|| rp_failed("no code in the callback".into()))?;
+    let code = q.code.filter(|c| !c.is_empty()).ok_or_else(|| rp_refused("no code in the callback".into()))?;
     let client = try_it.client().await.map_err(rp_failed)?;
     let tokens = client
         .exchange_code(AuthorizationCode::new(code))
@@ -146,7 +172,7 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<Callback>) -
         .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))
         .request_async(&try_it.http)
         .await
-        .map_err(|e| rp_failed(format!("token request failed: {e}")))?;
+        .map_err(token_failed)?;
     let id_token = tokens.id_token().ok_or_else(|| rp_failed("no ID token in the token response".into()))?;
     let claims = id_token
         .claims(&client.id_token_verifier(), &Nonce::new(pending.nonce))
