@@ -4,9 +4,9 @@
 //! challenge before the Argon2 check (so parallel guesses cannot exceed the limit, CHECKLIST
 //! D4); a correct code is consumed once, under a row update, and resets the address window.
 
+use crate::argon2_gate::Ticket;
 use crate::login::CodeRejected;
 use crate::{Keyward, ServiceError};
-use crate::argon2_gate::Ticket;
 use keyward_core::email_code::{self, MAX_ATTEMPTS};
 use keyward_core::secret::hash_secret;
 use keyward_store::models::EmailChallenge;

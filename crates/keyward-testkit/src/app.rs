@@ -226,7 +226,13 @@ first_party = true
         std::fs::write(&config_path, config)?;
         let log = std::fs::File::create(dir.join("keyward.log"))?;
         let mut command = Command::new(bin);
-        command.args(["--config"]).arg(&config_path).arg("serve").env("KEYWARD_LOG", "info").env_remove("KEYWARD_CONFIG").envs(opts.env.iter().map(|(k, v)| (k, v)));
+        command
+            .args(["--config"])
+            .arg(&config_path)
+            .arg("serve")
+            .env("KEYWARD_LOG", "info")
+            .env_remove("KEYWARD_CONFIG")
+            .envs(opts.env.iter().map(|(k, v)| (k, v)));
         // The bad-input sweep's knobs are for the test, not the server (whose config overlay
         // refuses unknown KEYWARD_* variables: the documented long run never started).
         for (name, _) in std::env::vars_os() {
