@@ -545,22 +545,26 @@ async fn f20_a_stalled_request_body_gets_408_within_the_deadline() {
                     Ok(n) => got.extend_from_slice(&buf[..n]),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
                         if got.is_empty() {
-                            return RawOutcome::NoAnswer;
+                            return (RawOutcome::NoAnswer, false);
                         }
                         break;
                     }
                     Err(_) => break,
                 }
             }
-            match std::str::from_utf8(got.get(9..12).unwrap_or_default()).ok().and_then(|c| c.parse().ok()) {
+            let closes = String::from_utf8_lossy(&got).to_ascii_lowercase().contains("\r\nconnection: close\r\n");
+            let outcome = match std::str::from_utf8(got.get(9..12).unwrap_or_default()).ok().and_then(|c| c.parse().ok()) {
                 Some(status) => RawOutcome::Answered(status),
                 None => RawOutcome::Closed,
-            }
+            };
+            (outcome, closes)
         })
         .await
         .unwrap();
         let took = started.elapsed();
+        let (outcome, closes) = outcome;
         assert_eq!(outcome, RawOutcome::Answered(408), "{path}: a stalled body after {took:?}");
+        assert!(closes, "{path}: the 408 tells the client the connection closes");
         assert!(took <= bound, "{path}: answered after {took:?} (bound {bound:?})");
     }
     // The server is still fine, and a whole body is still read.

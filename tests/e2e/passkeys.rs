@@ -384,6 +384,34 @@ async fn r4_a4_cross_origin_or_top_origin_client_data_is_refused_at_registration
     Ok(())
 }
 
+/// The same for confirming "it's you" before a sensitive change (issue 14, finding 4): a
+/// framed assertion of the account's own passkey does not refresh the session.
+#[tokio::test]
+async fn r4_a4_a_confirmation_with_client_data_from_a_frame_is_refused() -> anyhow::Result<()> {
+    let world = World::start().await?;
+    let browser = world.signed_in("r4-confirm@example.com").await?;
+    let mut forger = Forger::p256()?;
+    let (resp, handle) = register_forged(&world, &browser, &forger, (RP_ID, GOOD), create_data(&world, serde_json::json!({}))).await?;
+    assert_eq!(resp.0, 201, "{}", resp.1);
+    crate::reauth::age_sessions(&world.app, 7).await?;
+    let mut confirm = async |extra: serde_json::Value| -> anyhow::Result<(u16, serde_json::Value)> {
+        let (status, body) = world.post(&browser, "/account/confirm/passkey/start", serde_json::json!({})).await?;
+        anyhow::ensure!(status == 200, "confirmation start answered {status}: {body}");
+        let options: RequestChallengeResponse = serde_json::from_value(body["options"].clone())?;
+        let client_data = client_data_with("webauthn.get", &options.public_key.challenge, &world.origin, extra);
+        let assertion = forger.assertion(RP_ID, GOOD, &client_data, &handle)?;
+        let finish = serde_json::json!({ "ceremony": body["ceremony"], "credential": assertion, "next": "/account" });
+        world.post(&browser, "/account/confirm/passkey/finish", finish).await
+    };
+    for extra in [serde_json::json!({ "topOrigin": EVIL_ORIGIN }), serde_json::json!({ "crossOrigin": true })] {
+        let resp = confirm(extra.clone()).await?;
+        assert_eq!(error_of(&resp), NOT_ACCEPTED, "confirmation with {extra}: {}", resp.1);
+    }
+    let resp = confirm(serde_json::json!({ "crossOrigin": false })).await?;
+    assert_eq!(resp.0, 200, "the control confirmation: {}", resp.1);
+    Ok(())
+}
+
 #[tokio::test]
 async fn r5_a_registration_whose_rp_id_hash_is_another_rp_id_is_refused() -> anyhow::Result<()> {
     let world = World::start().await?;

@@ -10,12 +10,18 @@ pub const DEFAULT: &str = "/account";
 
 /// `next` if it is a path of the account pages (`/account`, `/account?…`, `/account#…`,
 /// `/account/…`) with nothing that could leave the origin or confuse a parser: no `//`, no
-/// backslash, no `..`, no whitespace or control characters.
+/// backslash, no `..`, no percent-encoding in the path, no whitespace or control characters.
 pub fn parse(next: &str) -> Option<&str> {
     let rest = next.strip_prefix(DEFAULT)?;
     let boundary = rest.is_empty() || rest.starts_with(['?', '#', '/']);
-    let clean =
-        !next.contains("//") && !next.contains('\\') && !next.contains("..") && !next.chars().any(|c| c.is_whitespace() || c.is_control());
+    // No percent-encoding in the path: browsers resolve `%2e%2e` as `..`, which would leave the
+    // account pages (still on this origin, but not where `next` may point).
+    let path = next.split(['?', '#']).next().unwrap_or_default();
+    let clean = !next.contains("//")
+        && !next.contains('\\')
+        && !next.contains("..")
+        && !path.contains('%')
+        && !next.chars().any(|c| c.is_whitespace() || c.is_control());
     (boundary && clean && next.len() <= MAX_LEN).then_some(next)
 }
 
@@ -47,6 +53,10 @@ mod tests {
             "/accounts",
             "/account\\evil",
             "/account/../login",
+            "/account/%2e%2e/end_session",
+            "/account/%2E%2E/login",
+            "/account/.%2e/login",
+            "/account%2f..%2flogin",
             "/account?x=1 2",
             "/account\r\nSet-Cookie: x",
             "account",

@@ -4,9 +4,10 @@
 //! run (one per core) and `queue` more wait a bounded time; past that, a request is shed:
 //! the caller answers 503 with `Retry-After` and `keyward_argon2_shed_total` counts it.
 //!
-//! A request is admitted before it touches the database (so a shed one counts against no
-//! limit and holds no connection while it waits), and waits for a slot only when it reaches
-//! the hash itself.
+//! A request is admitted only once its cheap read-only checks passed (a request for no
+//! attempt or session never takes a place), and takes its running slot before it spends
+//! anything a shed request must not cost (a code try, a send): a request is shed before
+//! any of that or not at all.
 
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -66,9 +67,11 @@ impl Argon2Gate {
     }
 }
 
-impl Ticket<'_> {
-    /// Runs `work` once a slot is free; `None` when none freed up in time (shed the request).
-    pub fn run<T>(&self, work: impl FnOnce() -> T) -> Option<T> {
+impl<'g> Ticket<'g> {
+    /// Waits for a free slot; `None` when none freed up in time (shed the request). The
+    /// caller takes its slot *before* it spends anything a shed request must not cost (a
+    /// code try, a send), so a request is never shed after that.
+    pub fn slot(&self) -> Option<Slot<'g>> {
         let gate = self.gate;
         let deadline = Instant::now() + gate.wait;
         let mut state = gate.lock();
@@ -80,17 +83,23 @@ impl Ticket<'_> {
             state = gate.freed.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
         }
         state.running += 1;
-        drop(state);
-        // Gives the slot back even if `work` panics.
-        struct Slot<'g>(&'g Argon2Gate);
-        impl Drop for Slot<'_> {
-            fn drop(&mut self) {
-                self.0.lock().running -= 1;
-                self.0.freed.notify_one();
-            }
-        }
-        let _slot = Slot(gate);
+        Some(Slot(gate))
+    }
+
+    /// Runs `work` once a slot is free; `None` when none freed up in time (shed the request).
+    pub fn run<T>(&self, work: impl FnOnce() -> T) -> Option<T> {
+        let _slot = self.slot()?;
         Some(work())
+    }
+}
+
+/// A running slot; dropping it (also on a panic) gives it back.
+pub struct Slot<'g>(&'g Argon2Gate);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.lock().running -= 1;
+        self.0.freed.notify_one();
     }
 }
 
@@ -112,19 +121,23 @@ impl crate::Keyward {
         crate::ServiceError::Busy { retry_after: RETRY_AFTER_SECONDS }
     }
 
-    /// The Argon2 PHC string of `code`, once a slot is free.
-    pub(crate) fn argon2_hash(&self, ticket: &Ticket<'_>, code: &str) -> Result<String, crate::ServiceError> {
-        use argon2::PasswordHasher;
-        self.metrics.inc(crate::metrics::Family::Argon2, "op", "hash");
-        let hashed = ticket.run(|| self.argon2.hash_password(code.as_bytes()).map(|h| h.to_string())).ok_or_else(|| self.shed("hash"))?;
-        hashed.map_err(|e| crate::ServiceError::Crypto(e.to_string()))
+    /// Waits for a running slot of `ticket`, or sheds the request (nothing spent yet).
+    pub(crate) fn argon2_slot<'g>(&self, ticket: &Ticket<'g>, op: &'static str) -> Result<Slot<'g>, crate::ServiceError> {
+        ticket.slot().ok_or_else(|| self.shed(op))
     }
 
-    /// Whether `code` matches the PHC string `hash`, once a slot is free.
-    pub(crate) fn argon2_verify(&self, ticket: &Ticket<'_>, code: &str, hash: &str) -> Result<bool, crate::ServiceError> {
+    /// The Argon2 PHC string of `code`, in a slot already held.
+    pub(crate) fn argon2_hash(&self, _slot: &Slot<'_>, code: &str) -> Result<String, crate::ServiceError> {
+        use argon2::PasswordHasher;
+        self.metrics.inc(crate::metrics::Family::Argon2, "op", "hash");
+        self.argon2.hash_password(code.as_bytes()).map(|h| h.to_string()).map_err(|e| crate::ServiceError::Crypto(e.to_string()))
+    }
+
+    /// Whether `code` matches the PHC string `hash`, in a slot already held.
+    pub(crate) fn argon2_verify(&self, _slot: &Slot<'_>, code: &str, hash: &str) -> bool {
         use argon2::PasswordVerifier;
         self.metrics.inc(crate::metrics::Family::Argon2, "op", "verify");
-        ticket.run(|| self.argon2.verify_password(code.as_bytes(), hash).is_ok()).ok_or_else(|| self.shed("verify"))
+        self.argon2.verify_password(code.as_bytes(), hash).is_ok()
     }
 }
 

@@ -4,7 +4,7 @@
 //! challenge before the Argon2 check (so parallel guesses cannot exceed the limit, CHECKLIST
 //! D4); a correct code is consumed once, under a row update, and resets the address window.
 
-use crate::argon2_gate::Ticket;
+use crate::argon2_gate::Slot;
 use crate::login::CodeRejected;
 use crate::{Keyward, ServiceError};
 use keyward_core::email_code::{self, MAX_ATTEMPTS};
@@ -48,19 +48,14 @@ impl Keyward {
     }
 
     /// The Argon2 check of `typed` against a challenge whose try was taken (no connection
-    /// is held meanwhile), in the Argon2 gate's slot of `ticket` (finding 21).
-    pub(crate) fn code_matches(
-        &self,
-        ticket: &Ticket<'_>,
-        challenge: &EmailChallenge,
-        typed: &str,
-    ) -> Result<Result<(), CodeRejected>, ServiceError> {
+    /// is held meanwhile), in an Argon2 slot taken before the try (finding 21).
+    pub(crate) fn code_matches(&self, slot: &Slot<'_>, challenge: &EmailChallenge, typed: &str) -> Result<(), CodeRejected> {
         let normalized = email_code::normalize(typed).unwrap_or_default();
-        if self.argon2_verify(ticket, &normalized, &challenge.code_hash)? {
-            return Ok(Ok(()));
+        if self.argon2_verify(slot, &normalized, &challenge.code_hash) {
+            return Ok(());
         }
         let tries_left = MAX_ATTEMPTS - (challenge.failed_tries + 1);
-        Ok(Err(if tries_left <= 0 { CodeRejected::TooManyTries } else { CodeRejected::Wrong { tries_left } }))
+        Err(if tries_left <= 0 { CodeRejected::TooManyTries } else { CodeRejected::Wrong { tries_left } })
     }
 
     /// Inside the caller's write transaction: uses a matched code, once. False when another

@@ -10,6 +10,8 @@
 /// The modules that check secrets.
 const SOURCES: &[(&str, &str)] = &[
     ("account.rs", include_str!("account.rs")),
+    ("argon2_gate.rs", include_str!("argon2_gate.rs")),
+    ("code_check.rs", include_str!("code_check.rs")),
     ("consent.rs", include_str!("consent.rs")),
     ("link.rs", include_str!("link.rs")),
     ("login.rs", include_str!("login.rs")),
@@ -17,6 +19,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("oidc.rs", include_str!("oidc.rs")),
     ("passkeys.rs", include_str!("passkeys.rs")),
     ("reauth.rs", include_str!("reauth.rs")),
+    ("reauth_passkey.rs", include_str!("reauth_passkey.rs")),
     ("tokens.rs", include_str!("tokens.rs")),
     ("users.rs", include_str!("users.rs")),
 ];
@@ -39,7 +42,12 @@ fn d7_secret_hashes_are_never_compared_with_plain_equality() {
 
 #[test]
 fn d7_emailed_codes_are_checked_with_argon2_verify_password() {
-    for (file, source) in SOURCES.iter().filter(|(f, _)| ["login.rs", "reauth.rs"].contains(f)) {
-        assert!(source.contains("self.argon2.verify_password(normalized.as_bytes(), challenge.code_hash.as_str())"), "{file}");
+    let source = |name: &str| SOURCES.iter().find(|(f, _)| *f == name).map(|(_, s)| *s).unwrap_or_default();
+    // Sign-in and re-authentication codes both go through the shared check…
+    for file in ["login.rs", "reauth.rs"] {
+        assert!(source(file).contains("self.code_matches(&slot, &challenge, typed)"), "{file}");
     }
+    // …which verifies against the stored hash with Argon2, in a slot of the Argon2 gate.
+    assert!(source("code_check.rs").contains("self.argon2_verify(slot, &normalized, &challenge.code_hash)"));
+    assert!(source("argon2_gate.rs").contains("self.argon2.verify_password(code.as_bytes(), hash).is_ok()"));
 }

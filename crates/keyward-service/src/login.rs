@@ -192,8 +192,14 @@ impl Keyward {
     ) -> Result<CodeRequest, ServiceError> {
         let now = self.now();
         let limits = &self.config().limits;
-        // Admitted to the Argon2 gate first: a shed request counts against no limit (finding 21).
+        // Admitted to the Argon2 gate, with a running slot, once the attempt is known and before
+        // any limit is counted: a shed request costs nothing, and a request for no attempt
+        // never takes a place (finding 21).
+        if self.attempt_for(&mut *self.conn()?, attempt_id, browser_id)?.is_none() {
+            return Ok(CodeRequest::AttemptGone);
+        }
         let ticket = self.admit_argon2("hash")?;
+        let slot = self.argon2_slot(&ticket, "hash")?;
         // The attempt and the send limits come first, so a refused request costs no Argon2
         // work (issue 14, finding 6), and a refused request writes nothing: the limits are
         // counted together or not at all (finding 22).
@@ -219,8 +225,8 @@ impl Keyward {
         };
         // Hashed for every address, deliverable or not, so the answer takes the same time.
         let code = email_code::generate(&mut rand::rng());
-        let code_hash = self.argon2_hash(&ticket, &code)?;
-        drop(ticket);
+        let code_hash = self.argon2_hash(&slot, &code)?;
+        drop((slot, ticket));
         let link_token = random_token(&mut rand::rng());
         let row = EmailChallenge {
             id: random_token(&mut rand::rng()),
@@ -305,21 +311,20 @@ impl Keyward {
         typed: &str,
         offer_passkey: bool,
     ) -> Result<Result<SignedIn, CodeRejected>, ServiceError> {
-        // Admitted to the Argon2 gate before a try is taken: a shed request costs no try.
+        if self.attempt_for(&mut *self.conn()?, attempt_id, browser_id)?.is_none() {
+            return Ok(Err(CodeRejected::AttemptGone));
+        }
+        // Admitted to the Argon2 gate, with a running slot, before a try is taken: a shed
+        // request costs no try (finding 21).
         let ticket = self.admit_argon2("verify")?;
-        let challenge = {
-            let mut conn = self.conn()?;
-            if self.attempt_for(&mut conn, attempt_id, browser_id)?.is_none() {
-                return Ok(Err(CodeRejected::AttemptGone));
-            }
-            match self.take_code_try(&mut conn, attempt_id, typed, |_| true)? {
-                Ok(ch) => ch,
-                Err(rejected) => return Ok(Err(rejected)),
-            }
+        let slot = self.argon2_slot(&ticket, "verify")?;
+        let challenge = match self.take_code_try(&mut *self.conn()?, attempt_id, typed, |_| true)? {
+            Ok(ch) => ch,
+            Err(rejected) => return Ok(Err(rejected)),
         };
-        let rejected = self.code_matches(&ticket, &challenge, typed)?;
-        drop(ticket);
-        if let Err(rejected) = rejected {
+        let matched = self.code_matches(&slot, &challenge, typed);
+        drop((slot, ticket));
+        if let Err(rejected) = matched {
             return Ok(Err(rejected));
         }
         keyward_store::write_transaction(&mut *self.writer()?, |c| {

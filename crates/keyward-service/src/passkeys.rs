@@ -343,7 +343,7 @@ const MAX_CREDENTIAL_ID_BYTES: usize = 1023;
 /// or a `crossOrigin` other than `false` (WebAuthn L3 §7.1 step 9–10). Keyward's pages are
 /// never framed (`frame-ancestors 'none'`), so no such ceremony is expected. Unreadable
 /// client data counts as framed; webauthn-rs would refuse it anyway.
-fn framed(client_data_json: &[u8]) -> bool {
+pub(crate) fn framed(client_data_json: &[u8]) -> bool {
     match serde_json::from_slice::<serde_json::Value>(client_data_json) {
         Ok(v) => v.get("topOrigin").is_some() || v.get("crossOrigin").is_some_and(|c| *c != serde_json::Value::Bool(false)),
         Err(_) => true,

@@ -84,13 +84,18 @@ impl Keyward {
     pub fn request_reauth_code(&self, session_token: &str, requested_from: &str) -> Result<Option<ReauthCodeRequest>, ServiceError> {
         let now = self.now();
         let limits = &self.config().limits;
-        // Admitted to the Argon2 gate first: a shed request counts against no limit (finding 21).
-        let ticket = self.admit_argon2("hash")?;
         let mut conn = self.conn()?;
         let Some(user) = self.session_user(&mut conn, session_token)? else { return Ok(None) };
         if !user.email_sign_in {
             return Ok(Some(ReauthCodeRequest::EmailOff));
         }
+        // Admitted to the Argon2 gate, with a running slot, once the session is known and
+        // before any limit is counted: a shed request costs nothing (finding 21). Admission
+        // never waits; the slot is awaited without a pooled connection.
+        let ticket = self.admit_argon2("hash")?;
+        drop(conn);
+        let slot = self.argon2_slot(&ticket, "hash")?;
+        let mut conn = self.conn()?;
         let address_key = format!("send:address:{}", hash_secret(&user.email));
         let net_key = format!("send:net:{requested_from}");
         let window = limits.send_window_seconds;
@@ -101,8 +106,8 @@ impl Keyward {
         // Hashed only once the limits allow it, as for sign-in codes (issue 14, finding 6).
         drop(conn);
         let code = email_code::generate(&mut rand::rng());
-        let code_hash = self.argon2_hash(&ticket, &code)?;
-        drop(ticket);
+        let code_hash = self.argon2_hash(&slot, &code)?;
+        drop((slot, ticket));
         let row = EmailChallenge {
             id: random_token(&mut rand::rng()),
             attempt_id: challenge_key(&hash_secret(session_token)),
@@ -131,11 +136,13 @@ impl Keyward {
     pub fn verify_reauth_code(&self, session_token: &str, typed: &str) -> Result<Result<(), CodeRejected>, ServiceError> {
         let now = self.now();
         let session_hash = hash_secret(session_token);
-        // Admitted to the Argon2 gate before a try is taken: a shed request costs no try.
+        let Some(user) = self.session_user(&mut *self.conn()?, session_token)? else { return Ok(Err(CodeRejected::AttemptGone)) };
+        // Admitted to the Argon2 gate, with a running slot, before a try is taken: a shed
+        // request costs no try (finding 21).
         let ticket = self.admit_argon2("verify")?;
+        let slot = self.argon2_slot(&ticket, "verify")?;
         let (user, challenge) = {
             let mut conn = self.conn()?;
-            let Some(user) = self.session_user(&mut conn, session_token)? else { return Ok(Err(CodeRejected::AttemptGone)) };
             // The code must have gone to this account's address (it changes only by an admin).
             let belongs = |ch: &EmailChallenge| ch.email == user.email && user.email_sign_in;
             match self.take_code_try(&mut conn, &challenge_key(&session_hash), typed, belongs)? {
@@ -143,9 +150,9 @@ impl Keyward {
                 Err(rejected) => return Ok(Err(rejected)),
             }
         };
-        let rejected = self.code_matches(&ticket, &challenge, typed)?;
-        drop(ticket);
-        if let Err(rejected) = rejected {
+        let matched = self.code_matches(&slot, &challenge, typed);
+        drop((slot, ticket));
+        if let Err(rejected) = matched {
             return Ok(Err(rejected));
         }
         keyward_store::write_transaction(&mut *self.writer()?, |c| {

@@ -83,6 +83,11 @@ impl Keyward {
         credential: &PublicKeyCredential,
         state: &PasskeyAuthentication,
     ) -> Result<Result<&'static str, PasskeyRejected>, ServiceError> {
+        // As at sign-in: client data from a frame of another site is refused (CHECKLIST R4, A4).
+        if crate::passkeys::framed(&credential.response.client_data_json) {
+            tracing::info!("passkey confirmation refused: client data from a frame");
+            return Ok(Err(PasskeyRejected::Invalid));
+        }
         let result = match self.webauthn.finish_passkey_authentication(credential, state) {
             Ok(r) => r,
             Err(e) => {

@@ -15,11 +15,20 @@ use std::time::Duration;
 
 /// The longest a request body may take to arrive, from the end of the head.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// The most body bytes read ahead (the JSON extractor's own limit; forms stop at 256 KiB).
-pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// The most body bytes read ahead: the largest body any route takes (a form's 256 KiB; a
+/// passkey's JSON is a few KiB), so no route buffers more than it could use.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// Whether the head announces a body (a length other than 0, or chunked).
+/// Whether the request may carry a body: over HTTP/1 the head announces one (a length other
+/// than 0, or chunked); over HTTP/2 any stream with a payload may send DATA frames without
+/// either header, so it is always read (an empty stream ends at once).
 fn has_body(req: &ServiceRequest) -> bool {
+    if matches!(req.parts().1, Payload::None) {
+        return false;
+    }
+    if req.version() >= actix_web::http::Version::HTTP_2 {
+        return true;
+    }
     let length = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
     req.headers().contains_key(header::TRANSFER_ENCODING) || length.is_some_and(|l| l.trim() != "0")
 }
@@ -36,11 +45,12 @@ async fn read_all(mut payload: Payload) -> Result<Bytes, PayloadError> {
     Ok(body.freeze())
 }
 
+/// The refusal, closing the connection (the unread rest of the body must never be read as
+/// the next request). actix drops a hand-set `Connection` header; the head's type is kept.
 fn refuse(status: StatusCode, message: &'static str) -> actix_web::HttpResponse {
-    actix_web::HttpResponse::build(status)
-        .insert_header((header::CONNECTION, "close"))
-        .content_type("text/plain; charset=utf-8")
-        .body(message)
+    let mut resp = actix_web::HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(message);
+    resp.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+    resp
 }
 
 /// Buffers the body within [`BODY_READ_TIMEOUT`]: 408 when it stalls, 413 past
@@ -64,4 +74,26 @@ pub async fn read_body_within_deadline(
     };
     tracing::debug!(status = refused.status().as_u16(), "request body refused");
     Ok(req.into_response(refused).map_into_right_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::Version;
+    use actix_web::test::TestRequest;
+
+    /// An HTTP/2 stream may send DATA frames with neither `Content-Length` nor
+    /// `Transfer-Encoding`: such a body is read within the deadline too (it was skipped).
+    #[test]
+    fn f20_an_http2_body_without_length_headers_is_read_within_the_deadline() {
+        let mut h2 = TestRequest::post().version(Version::HTTP_2).set_payload("ten bytes!").to_srv_request();
+        h2.headers_mut().remove(header::CONTENT_LENGTH);
+        assert!(has_body(&h2), "an HTTP/2 stream with a payload and no length header");
+        let mut h1 = TestRequest::get().version(Version::HTTP_11).to_srv_request();
+        h1.headers_mut().remove(header::CONTENT_LENGTH);
+        let _ = std::mem::replace(h1.parts_mut().1, Payload::None);
+        assert!(!has_body(&h1), "an HTTP/1.1 GET without a body");
+        let chunked = TestRequest::post().insert_header((header::TRANSFER_ENCODING, "chunked")).set_payload("x").to_srv_request();
+        assert!(has_body(&chunked));
+    }
 }

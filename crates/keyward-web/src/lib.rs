@@ -207,8 +207,16 @@ impl actix_governor::KeyExtractor for ClientIpKey {
 /// untrusted hop in `X-Forwarded-For` (CHECKLIST: trust proxies only by configuration).
 pub fn client_ip(req: &actix_web::HttpRequest, trusted: &[keyward_core::net::Cidr]) -> Option<std::net::IpAddr> {
     let peer = req.peer_addr()?.ip();
-    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    Some(keyward_core::net::client_ip(peer, forwarded, trusted))
+    Some(keyward_core::net::client_ip(peer, Some(&forwarded_for(req.headers())), trusted))
+}
+
+/// Every `X-Forwarded-For` line in order, as one list: a proxy that adds its own line
+/// (instead of appending to the client's) must not leave the client's forged line to be
+/// read as the whole header. A line that is not text ends the list where it stands, so it
+/// is read as untrusted (the nearest hop before it wins).
+fn forwarded_for(headers: &actix_web::http::header::HeaderMap) -> String {
+    let lines: Vec<&str> = headers.get_all("x-forwarded-for").map(|v| v.to_str().unwrap_or("!")).collect();
+    lines.join(",")
 }
 
 pub fn sign_in_limiter(limits: &keyward_core::config::Limits) -> Option<SignInLimiter> {
@@ -274,11 +282,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &SignInLimiter) {
         .route("/account/api/passkeys/{id}/delete", web::post().to(account::delete_json))
         .route("/account/recovery-codes", web::post().to(account::recovery_codes_form))
         .route("/account/email-sign-in", web::post().to(account::email_sign_in_form))
-        .route("/account/confirm", web::get().to(reauth::confirm_page))
-        .route("/account/confirm/email", web::post().to(reauth::send_code))
-        .route("/account/confirm/code", web::post().to(reauth::submit_code))
-        .route("/account/confirm/passkey/start", web::post().to(reauth::passkey_start))
-        .route("/account/confirm/passkey/finish", web::post().to(reauth::passkey_finish))
+        // Confirming "it's you" mails and checks codes as sign-in does: the same per-IP limit.
+        .service(
+            web::scope("/account/confirm")
+                .wrap(actix_governor::Governor::new(limiter))
+                .route("", web::get().to(reauth::confirm_page))
+                .route("/email", web::post().to(reauth::send_code))
+                .route("/code", web::post().to(reauth::submit_code))
+                .route("/passkey/start", web::post().to(reauth::passkey_start))
+                .route("/passkey/finish", web::post().to(reauth::passkey_finish)),
+        )
         .route("/account/passkeys", web::get().to(passkeys::list))
         .route("/account/passkeys/register/start", web::post().to(passkeys::register_start))
         .route("/account/passkeys/register/finish", web::post().to(passkeys::register_finish))
@@ -295,6 +308,25 @@ mod tests {
     fn key(peer: &str) -> std::net::IpAddr {
         let req = actix_web::test::TestRequest::default().peer_addr(peer.parse().expect("addr")).to_srv_request();
         super::ClientIpKey.extract(&req).expect("key")
+    }
+
+    #[test]
+    fn f7_every_x_forwarded_for_line_counts_so_a_forged_first_line_is_not_the_client() {
+        use actix_web::test::TestRequest;
+        let trusted = vec![keyward_core::net::Cidr::parse("10.0.0.0/8").expect("cidr")];
+        // The client forges a line; the trusted proxy adds its own line with the real address.
+        let req = TestRequest::default()
+            .peer_addr("10.0.0.2:4000".parse().expect("peer"))
+            .append_header(("x-forwarded-for", "198.51.100.66"))
+            .append_header(("x-forwarded-for", "203.0.113.9"))
+            .to_http_request();
+        assert_eq!(crate::client_ip(&req, &trusted), Some("203.0.113.9".parse().expect("ip")));
+        // One line, appended by the proxy: the same answer.
+        let req = TestRequest::default()
+            .peer_addr("10.0.0.2:4000".parse().expect("peer"))
+            .insert_header(("x-forwarded-for", "198.51.100.66, 203.0.113.9"))
+            .to_http_request();
+        assert_eq!(crate::client_ip(&req, &trusted), Some("203.0.113.9".parse().expect("ip")));
     }
 
     #[test]
