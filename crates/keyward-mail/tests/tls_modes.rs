@@ -125,14 +125,8 @@ fn mail() -> OutgoingMail {
 
 /// Sends one mail to the scripted server on `port` with `tls`, bounded in time.
 async fn send_with(tls: TlsMode, port: u16) -> Result<Result<(), MailError>, Box<dyn std::error::Error>> {
-    let settings = TransportSettings::Smtp {
-        host: "127.0.0.1".into(),
-        port,
-        tls,
-        username: None,
-        password: None,
-        timeout: Duration::from_secs(5),
-    };
+    let settings =
+        TransportSettings::Smtp { host: "127.0.0.1".into(), port, tls, username: None, password: None, timeout: Duration::from_secs(5) };
     let mailer = Mailer::new(settings, "kw@example.com")?;
     Ok(tokio::time::timeout(Duration::from_secs(20), mailer.send(&mail())).await?)
 }
