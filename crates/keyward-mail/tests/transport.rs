@@ -1,5 +1,7 @@
 //! Integration tests for the [`keyward_mail::Mailer`] transports: the dev outbox
-//! file and SMTP failure classification.
+//! file, SMTP failure classification, and a mailer over a caller's own
+//! [`keyward_mail::Transport`]. What each TLS mode does is in `tls_modes.rs`,
+//! the in-memory test sink in `sink.rs`.
 
 use std::time::Duration;
 
@@ -103,24 +105,6 @@ fn smtp_outside_runtime_is_an_error() {
 }
 
 #[tokio::test]
-async fn tls_modes_build() -> Result<(), MailError> {
-    for tls in [TlsMode::None, TlsMode::StartTls, TlsMode::Tls] {
-        Mailer::new(
-            TransportSettings::Smtp {
-                host: "smtp.example.com".into(),
-                port: 587,
-                tls,
-                username: Some("user".into()),
-                password: Some("pass".into()),
-                timeout: Duration::from_secs(5),
-            },
-            "kw@example.com",
-        )?;
-    }
-    Ok(())
-}
-
-#[tokio::test]
 async fn f12_debug_of_transport_settings_and_the_mailer_shows_no_password() -> Result<(), MailError> {
     let password = "smtp-pass-Wm9vcCBaaW5n";
     let settings = TransportSettings::Smtp {
@@ -137,5 +121,52 @@ async fn f12_debug_of_transport_settings_and_the_mailer_shows_no_password() -> R
     let mailer = Mailer::new(settings, "kw@example.com")?;
     let shown = format!("{mailer:?}");
     assert!(!shown.contains(password), "{shown}");
+    Ok(())
+}
+
+/// A transport that refuses everything, to show the mailer only sees the trait.
+struct Refusing;
+
+impl keyward_mail::Transport for Refusing {
+    fn kind(&self) -> &'static str {
+        "refusing"
+    }
+
+    fn send<'a>(&'a self, envelope: keyward_mail::Envelope<'a>) -> keyward_mail::SendFuture<'a> {
+        let path = std::path::PathBuf::from(envelope.to.email.to_string());
+        Box::pin(async move { Err(MailError::Outbox { path, source: std::io::Error::other("refused") }) })
+    }
+}
+
+#[tokio::test]
+async fn a_mailer_sends_through_any_transport_and_returns_its_error() -> Result<(), Box<dyn std::error::Error>> {
+    let mailer = Mailer::with_transport(std::sync::Arc::new(Refusing), "Keyward <kw@example.com>")?;
+    assert_eq!(mailer.transport_kind(), "refusing");
+    assert!(format!("{mailer:?}").contains("\"refusing\""), "{mailer:?}");
+    match mailer.send(&sign_in_mail("alice@example.com", "ABCD-EFGH")?).await {
+        Err(MailError::Outbox { path, .. }) => assert_eq!(path, std::path::PathBuf::from("alice@example.com")),
+        other => return Err(format!("unexpected: {other:?}").into()),
+    }
+    assert!(matches!(
+        Mailer::with_transport(std::sync::Arc::new(Refusing), "nobody"),
+        Err(MailError::InvalidAddress { field: "from", .. })
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn settings_build_the_transport_they_name() -> Result<(), Box<dyn std::error::Error>> {
+    let dev = TransportSettings::Dev { outbox: unique_dir("kind").join("outbox.log") }.build()?;
+    assert_eq!(dev.kind(), "dev");
+    let smtp = TransportSettings::Smtp {
+        host: "smtp.example.com".into(),
+        port: 587,
+        tls: TlsMode::StartTls,
+        username: None,
+        password: None,
+        timeout: Duration::from_secs(5),
+    }
+    .build()?;
+    assert_eq!(smtp.kind(), "smtp");
     Ok(())
 }
