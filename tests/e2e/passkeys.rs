@@ -535,3 +535,23 @@ async fn a6_backup_flags_on_sign_in_must_agree_with_the_registered_credential() 
     assert_eq!(sign_in_forged(&world, &mut synced, &synced_handle, GOOD | BE, no_extra()).await?.0, 200, "BS may change");
     Ok(())
 }
+
+#[tokio::test]
+async fn i15_a_passkey_body_that_is_not_json_answers_the_json_api_error_shape() -> anyhow::Result<()> {
+    let app = spawn(AppOptions::default()).await?;
+    let browser = Browser::new()?;
+    let url = app.url("/login/passkey/start");
+    let malformed =
+        browser.http.post(&url).header("Origin", &app.issuer).header("Content-Type", "application/json").body("{not json").send().await?;
+    assert_eq!(malformed.status().as_u16(), 400);
+    assert_eq!(malformed.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
+    let body: serde_json::Value = malformed.json().await?;
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+
+    let wrong_type = browser.http.post(&url).header("Origin", &app.issuer).header("Content-Type", "text/plain").body("{}").send().await?;
+    assert_eq!(wrong_type.status().as_u16(), 400);
+    let body: serde_json::Value = wrong_type.json().await?;
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    Ok(())
+}

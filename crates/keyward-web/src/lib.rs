@@ -161,7 +161,7 @@ pub async fn limit_request_head(
 
 /// The private listener's routes: metrics and the probes.
 pub fn configure_private(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(routes::account::metrics))
+    cfg.route("/metrics", web::get().to(routes::metrics::metrics))
         .route("/healthz", web::get().to(routes::health::healthz))
         .route("/readyz", web::get().to(routes::health::readyz));
 }
@@ -231,7 +231,8 @@ pub fn sign_in_limiter(limits: &keyward_core::config::Limits) -> Option<SignInLi
 /// The route table: every endpoint Keyward serves.
 pub fn configure(cfg: &mut web::ServiceConfig, limiter: &SignInLimiter) {
     use routes::*;
-    cfg.route("/", web::get().to(home::home))
+    cfg.app_data(web::JsonConfig::default().error_handler(error::json_body_error))
+        .route("/", web::get().to(home::home))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/static/keyward.css", web::get().to(home::stylesheet))
@@ -270,10 +271,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &SignInLimiter) {
                 .route("/link", web::post().to(link::submit_link))
                 .route("/passkey/start", web::post().to(passkeys::login_start))
                 .route("/passkey/finish", web::post().to(passkeys::login_finish))
-                .route("/passkey-offer", web::get().to(account::offer_page))
-                .route("/passkey-offer", web::post().to(account::offer_submit))
-                .route("/recovery", web::get().to(account::recovery_page))
-                .route("/recovery", web::post().to(account::recovery_submit)),
+                .route("/passkey-offer", web::get().to(passkey_offer::offer_page))
+                .route("/passkey-offer", web::post().to(passkey_offer::offer_submit))
+                .route("/recovery", web::get().to(recovery::recovery_page))
+                .route("/recovery", web::post().to(recovery::recovery_submit)),
         )
         .route("/account", web::get().to(account::account_page))
         .route("/account/passkeys/{id}/rename", web::post().to(account::rename_form))

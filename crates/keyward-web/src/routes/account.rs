@@ -1,11 +1,11 @@
 //! The account page and its forms (rename or remove a passkey, new recovery codes, the
-//! email sign-in switch), the same management as JSON for the page's own scripts, the
-//! "sign in faster next time" passkey offer after an email sign-in, sign-in with a recovery
-//! code, and `/metrics`. Forms are CSRF-protected POSTs answered with 303; JSON requests
-//! must come from our own origin. Security notices are emailed off the request path.
+//! email sign-in switch, apps, other sessions) and the same passkey management as JSON for
+//! the page's own scripts. Forms are CSRF-protected POSTs answered with 303; JSON requests
+//! must come from our own origin (`super::api`).
 
-use super::login::{attempt_gone, see_other, send_with_retries, signed_in_response, too_many};
-use super::passkeys::{check_origin, json_error};
+use super::api::{not_signed_in, same_origin_session};
+use super::login::see_other;
+use super::notices::send_notice;
 use super::{State, blocking, param, parse_form};
 use crate::cookies;
 use crate::csrf;
@@ -13,25 +13,8 @@ use crate::error::WebError;
 use crate::pages::render;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use keyward_core::email::Email;
-use keyward_service::account::{DeleteOutcome, EmailSwitch, Notice};
-use keyward_service::login::CodeRejected;
+use keyward_service::account::{DeleteOutcome, EmailSwitch};
 use serde::Deserialize;
-
-/// Emails a security notice to the address on record, off the request path.
-pub fn send_notice(state: &State, notice: Notice) {
-    let tracker = state.clone().into_inner();
-    let state = state.clone();
-    tracker.spawn_mail(async move {
-        let when = super::human_time(notice.at);
-        match state.mail_templates.security_notice(&notice.to, &state.kw.config().issuer, &notice.what, &when) {
-            Ok(mail) => {
-                send_with_retries(&state, &mail).await;
-            }
-            Err(e) => tracing::error!(error = %e, "cannot render a security notice"),
-        }
-    });
-}
 
 fn not_signed_in_page() -> WebError {
     WebError::page(
@@ -218,20 +201,19 @@ pub async fn rename_json(
     path: web::Path<String>,
     body: web::Json<RenameJson>,
 ) -> Result<HttpResponse, WebError> {
-    let session = match json_session(&req, &state) {
-        Ok(s) => s,
-        Err(resp) => return Ok(resp),
-    };
+    let session = same_origin_session(&req, &state)?;
     let kw = state.kw.clone();
     let id = path.into_inner();
     let name = body.into_inner().name;
-    Ok(match blocking(move || kw.rename_passkey(&session, &id, &name)).await.map_err(WebError::ApiInternal)? {
-        None => not_signed_in_json(),
-        Some(true) => HttpResponse::NoContent().finish(),
-        Some(false) => {
-            json_error(StatusCode::BAD_REQUEST, "invalid_name_or_passkey", "Give a name of 1 to 64 characters for one of your passkeys.")
-        }
-    })
+    match blocking(move || kw.rename_passkey(&session, &id, &name)).await.map_err(WebError::JsonInternal)? {
+        None => Err(not_signed_in()),
+        Some(true) => Ok(HttpResponse::NoContent().finish()),
+        Some(false) => Err(WebError::api(
+            StatusCode::BAD_REQUEST,
+            "invalid_name_or_passkey",
+            "Give a name of 1 to 64 characters for one of your passkeys.",
+        )),
+    }
 }
 
 #[derive(Deserialize)]
@@ -247,149 +229,29 @@ pub async fn delete_json(
     path: web::Path<String>,
     body: web::Json<DeleteJson>,
 ) -> Result<HttpResponse, WebError> {
-    let session = match json_session(&req, &state) {
-        Ok(s) => s,
-        Err(resp) => return Ok(resp),
-    };
-    if let Some(resp) = super::reauth::json_guard(&state, &session, "/account#passkeys").await? {
-        return Ok(resp);
-    }
+    let session = same_origin_session(&req, &state)?;
+    super::reauth::json_guard(&state, &session, "/account#passkeys").await?;
     let kw = state.kw.clone();
     let id = path.into_inner();
     let confirm = body.into_inner().confirm;
-    Ok(match blocking(move || kw.delete_passkey(&session, &id, confirm)).await.map_err(WebError::ApiInternal)? {
-        None => not_signed_in_json(),
-        Some(DeleteOutcome::Deleted(notice)) => {
+    let outcome = blocking(move || kw.delete_passkey(&session, &id, confirm)).await.map_err(WebError::JsonInternal)?;
+    match outcome.ok_or_else(not_signed_in)? {
+        DeleteOutcome::Deleted(notice) => {
             send_notice(&state, notice);
-            HttpResponse::NoContent().finish()
+            Ok(HttpResponse::NoContent().finish())
         }
-        Some(DeleteOutcome::NotFound) => json_error(StatusCode::NOT_FOUND, "no_such_passkey", "That passkey is not on your account."),
-        Some(DeleteOutcome::NeedsConfirmation) => json_error(
+        DeleteOutcome::NotFound => Err(WebError::api(StatusCode::NOT_FOUND, "no_such_passkey", "That passkey is not on your account.")),
+        DeleteOutcome::NeedsConfirmation => Err(WebError::api(
             StatusCode::CONFLICT,
             "confirmation_required",
             "This is the last passkey on the account; send {\"confirm\": true} to remove it.",
-        ),
-        Some(DeleteOutcome::WouldLockOut) => json_error(
+        )),
+        DeleteOutcome::WouldLockOut => Err(WebError::api(
             StatusCode::CONFLICT,
             "would_lock_out",
             "This is the last passkey and email sign-in is off; turn email sign-in on first.",
-        ),
-    })
-}
-
-/// The session of a JSON request from our own origin, or the error to answer.
-fn json_session(req: &HttpRequest, state: &State) -> Result<String, HttpResponse> {
-    check_origin(req, state)?;
-    cookies::get(req, cookies::SESSION).ok_or_else(not_signed_in_json)
-}
-
-fn not_signed_in_json() -> HttpResponse {
-    json_error(StatusCode::UNAUTHORIZED, "not_signed_in", "Sign in first.")
-}
-
-#[derive(Deserialize)]
-pub struct AttemptQuery {
-    attempt: Option<String>,
-}
-
-/// GET /login/passkey-offer?attempt=…: "Sign in faster next time", after an email sign-in.
-pub async fn offer_page(req: HttpRequest, state: State, q: web::Query<AttemptQuery>) -> Result<HttpResponse, WebError> {
-    let attempt = q.into_inner().attempt.unwrap_or_default();
-    let browser_id = cookies::get(&req, cookies::BROWSER).ok_or_else(attempt_gone)?;
-    let kw = state.kw.clone();
-    let a = attempt.clone();
-    let client_name =
-        blocking(move || kw.passkey_offer(&a, &browser_id)).await.map_err(WebError::PageInternal)?.ok_or_else(attempt_gone)?;
-    let mut ctx = tera::Context::new();
-    ctx.insert("attempt", &attempt);
-    ctx.insert("client_name", &client_name);
-    ctx.insert("csrf", &csrf::token(&state.kw.csrf_key, &cookies::get(&req, cookies::BROWSER).unwrap_or_default()));
-    Ok(render(StatusCode::OK, "passkey_offer.html", &ctx))
-}
-
-/// POST /login/passkey-offer: continue to the app (`choice=never` also stops the offer).
-pub async fn offer_submit(req: HttpRequest, state: State, body: web::Bytes) -> Result<HttpResponse, WebError> {
-    let form = parse_form(&body).unwrap_or_default();
-    if !csrf::check(&req, &state.kw.csrf_key, param(&form, "csrf").unwrap_or("")) {
-        return Err(WebError::csrf());
+        )),
     }
-    let browser_id = cookies::get(&req, cookies::BROWSER).ok_or_else(attempt_gone)?;
-    let attempt = param(&form, "attempt").unwrap_or("").to_owned();
-    let decline = param(&form, "choice") == Some("never");
-    let kw = state.kw.clone();
-    let to = blocking(move || kw.continue_after_offer(&attempt, &browser_id, decline)).await.map_err(WebError::PageInternal)?;
-    Ok(see_other(&to.ok_or_else(attempt_gone)?))
-}
-
-/// GET /login/recovery?attempt=…: sign in with a recovery code.
-pub async fn recovery_page(req: HttpRequest, state: State, q: web::Query<AttemptQuery>) -> Result<HttpResponse, WebError> {
-    let attempt = q.into_inner().attempt.unwrap_or_default();
-    recovery_form(&req, &state, &attempt, None, None, StatusCode::OK).await
-}
-
-async fn recovery_form(
-    req: &HttpRequest,
-    state: &State,
-    attempt: &str,
-    email: Option<&str>,
-    error: Option<&str>,
-    status: StatusCode,
-) -> Result<HttpResponse, WebError> {
-    let browser_id = cookies::get(req, cookies::BROWSER).ok_or_else(attempt_gone)?;
-    let kw = state.kw.clone();
-    let a = attempt.to_owned();
-    let request = blocking(move || kw.find_attempt(&a, &browser_id)).await.map_err(WebError::PageInternal)?.ok_or_else(attempt_gone)?;
-    let mut ctx = tera::Context::new();
-    ctx.insert("attempt", attempt);
-    ctx.insert("csrf", &csrf::token(&state.kw.csrf_key, &cookies::get(req, cookies::BROWSER).unwrap_or_default()));
-    ctx.insert("client_name", &state.kw.config().client(&request.client_id).map(|c| c.name.clone()).unwrap_or_else(|| "the app".into()));
-    ctx.insert("email", &email);
-    ctx.insert("error", &error);
-    Ok(render(status, "login_recovery.html", &ctx))
-}
-
-/// POST /login/recovery: address + recovery code → signed in, and the person is told by email.
-pub async fn recovery_submit(req: HttpRequest, state: State, body: web::Bytes) -> Result<HttpResponse, WebError> {
-    let form = parse_form(&body).unwrap_or_default();
-    if !csrf::check(&req, &state.kw.csrf_key, param(&form, "csrf").unwrap_or("")) {
-        return Err(WebError::csrf());
-    }
-    let browser_id = cookies::get(&req, cookies::BROWSER).ok_or_else(attempt_gone)?;
-    let attempt = param(&form, "attempt").unwrap_or("").to_owned();
-    let typed_email = param(&form, "email").unwrap_or("").to_owned();
-    let code = param(&form, "code").unwrap_or("").to_owned();
-    let email = match Email::parse(&typed_email) {
-        Ok(e) => e,
-        Err(problem) => {
-            return recovery_form(&req, &state, &attempt, Some(&typed_email), Some(&problem.to_string()), StatusCode::UNPROCESSABLE_ENTITY)
-                .await;
-        }
-    };
-    let kw = state.kw.clone();
-    let a = attempt.clone();
-    let outcome = blocking(move || kw.sign_in_with_recovery_code(&a, &browser_id, &email, &code)).await.map_err(WebError::PageInternal)?;
-    let message = match outcome {
-        Ok((signed_in, notice)) => {
-            send_notice(&state, notice);
-            return signed_in_response(&state, signed_in);
-        }
-        Err(CodeRejected::AttemptGone) => return Err(attempt_gone()),
-        Err(CodeRejected::AddressLocked { retry_after }) => {
-            state.kw.metrics.inc(keyward_service::metrics::Family::RateLimited, "limit", "recovery_tries_per_address");
-            return Ok(too_many(retry_after, "There have been too many wrong recovery codes for this address."));
-        }
-        Err(CodeRejected::Malformed) => {
-            "Recovery codes have 16 letters and digits, like ABCD-EFGH-JKMN-PQRS. Check the code and try again."
-        }
-        Err(CodeRejected::PasskeyRequired) => "This app asks for a passkey; a recovery code can't be used for it. Sign in with a passkey.",
-        Err(_) => "That address and recovery code don't match an unused code. Check both and try again; each code works once.",
-    };
-    recovery_form(&req, &state, &attempt, Some(&typed_email), Some(message), StatusCode::UNPROCESSABLE_ENTITY).await
-}
-
-/// GET /metrics: Prometheus counters.
-pub async fn metrics(state: State) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.kw.render_metrics())
 }
 
 /// POST /account/apps/{client}/revoke: withdraw consent to an app and end its access.

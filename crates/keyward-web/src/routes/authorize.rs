@@ -24,17 +24,8 @@ pub async fn authorize_post(req: HttpRequest, state: State, body: web::Payload) 
     let body = match body.to_bytes_limited(MAX_AUTHORIZATION_REQUEST_BYTES).await {
         Ok(Ok(body)) => body,
         Ok(Err(_)) => return Err(broken_link()),
-        Err(_) => {
-            let mut resp = crate::pages::error_page(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "This sign-in request is too large",
-                "The app sent more data than a sign-in request can carry.",
-                Some("Go back to the app and try again. If it keeps happening, let the app's developers know."),
-            );
-            // The rest of the body is left unread: the connection cannot carry another request.
-            resp.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
-            return Ok(resp);
-        }
+        // The rest of the body is left unread: the connection cannot carry another request.
+        Err(_) => return Err(WebError::RequestTooLarge),
     };
     // After a POST, 303 makes the browser follow with GET (RFC 9700 §4.12).
     authorize(&body, &req, state, StatusCode::SEE_OTHER).await
@@ -68,13 +59,7 @@ async fn authorize(raw: &[u8], req: &HttpRequest, state: State, status: StatusCo
             ));
         }
         Err(AuthorizeRejection::Redirect { redirect_uri, state: st, error }) => {
-            let url = keyward_service::oidc::redirect_url(
-                &redirect_uri,
-                &config.issuer,
-                &[("error", error.code.as_str()), ("error_description", &error.description)],
-                st.as_deref(),
-            );
-            return Ok(redirect(status, &url));
+            return Err(WebError::to_client(status, &redirect_uri, &config.issuer, st.as_deref(), &error));
         }
     };
     let session = cookies::get(req, cookies::SESSION);
@@ -111,7 +96,7 @@ async fn begin_login(
         LoginStart::Started(attempt) => attempt,
         LoginStart::Limited { retry_after } => {
             state.kw.metrics.inc(Family::RateLimited, "limit", "login_attempts_per_ip");
-            return Ok(super::login::too_many_with(
+            return Err(super::login::too_many_with(
                 retry_after,
                 "Many sign-ins were started from your network in a short time.",
                 "If you already have a sign-in page open, you can finish it there.",

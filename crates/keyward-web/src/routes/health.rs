@@ -1,6 +1,7 @@
-//! Liveness and readiness.
+//! Liveness and readiness probes (`/healthz`, `/readyz`), on both listeners.
 
 use super::{State, blocking_within};
+use crate::error::WebError;
 use actix_web::HttpResponse;
 
 /// The process is up.
@@ -13,19 +14,19 @@ const READY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The database answers within [`READY_DEADLINE`], its schema is current, a write commits,
 /// and the process is not shutting down.
-pub async fn readyz(state: State) -> HttpResponse {
+pub async fn readyz(state: State) -> Result<HttpResponse, WebError> {
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
-        return HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "shutting down" }));
+        return Err(WebError::NotReady("shutting down"));
     }
     let kw = state.kw.clone();
     let ready = blocking_within(READY_DEADLINE, move || kw.check_ready()).await;
     match ready {
-        Ok(true) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
-        Ok(false) => HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "migrations pending" })),
+        Ok(true) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))),
+        Ok(false) => Err(WebError::NotReady("migrations pending")),
         Err(e) => {
             // An outage is logged once by the pool; probes come every few seconds.
             tracing::debug!(error = %e, "not ready");
-            HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "database unavailable or not writable" }))
+            Err(WebError::NotReady("database unavailable or not writable"))
         }
     }
 }

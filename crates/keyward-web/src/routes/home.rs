@@ -1,7 +1,8 @@
 //! The landing page, the stylesheet and the not-found page.
 
 use super::State;
-use crate::pages::{LOGIN_SCRIPT, PASSKEY_SCRIPT, STYLESHEET, error_page, render};
+use crate::error::WebError;
+use crate::pages::{LOGIN_SCRIPT, PASSKEY_SCRIPT, STYLESHEET, render};
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
@@ -35,11 +36,11 @@ pub async fn favicon() -> HttpResponse {
     HttpResponse::NoContent().insert_header(("Cache-Control", "public, max-age=86400")).finish()
 }
 
-pub async fn not_found() -> HttpResponse {
-    error_page(
+pub async fn not_found() -> Result<HttpResponse, WebError> {
+    Err(WebError::page(
         StatusCode::NOT_FOUND,
         "Page not found",
         "There is nothing at this address.",
         Some("Check the link, or go back to the app you came from."),
-    )
+    ))
 }

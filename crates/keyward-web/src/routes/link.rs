@@ -119,7 +119,7 @@ pub async fn status(req: HttpRequest, state: State, q: web::Query<AttemptQuery>)
         Ok((view, finished))
     })
     .await
-    .map_err(WebError::ApiInternal)?;
+    .map_err(WebError::JsonInternal)?;
     let body = match view {
         (Some(v), _) => {
             serde_json::json!({ "approved": v.approved, "mail_failed": v.delivery.as_deref() == Some("failed"), "gone": false, "finished": false })
@@ -141,15 +141,10 @@ pub async fn continue_approved(req: HttpRequest, state: State, body: web::Bytes)
     let a = attempt.clone();
     match blocking(move || kw.continue_approved(&a, &browser_id)).await.map_err(WebError::PageInternal)? {
         Some(signed_in) => super::login::signed_in_response(&state, signed_in),
-        None => {
-            let mut resp = notice(
-                "Not approved yet",
-                "Open the link from the email on your other device and type the number this page shows, or type the code from the email here.",
-                None,
-            );
-            *resp.status_mut() = StatusCode::CONFLICT;
-            let _ = attempt;
-            Ok(resp)
-        }
+        None => Err(WebError::Notice {
+            status: StatusCode::CONFLICT,
+            title: "Not approved yet",
+            message: "Open the link from the email on your other device and type the number this page shows, or type the code from the email here.",
+        }),
     }
 }

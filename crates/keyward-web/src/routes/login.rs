@@ -42,7 +42,7 @@ fn base_context(state: &State, req: &HttpRequest, attempt: &str, client_id: &str
 
 #[derive(serde::Deserialize)]
 pub struct AttemptQuery {
-    attempt: Option<String>,
+    pub(crate) attempt: Option<String>,
 }
 
 /// GET /login?attempt=…: the email form.
@@ -96,7 +96,7 @@ pub async fn submit_email(req: HttpRequest, state: State, body: web::Bytes) -> R
         CodeRequest::AttemptGone => Err(attempt_gone()),
         CodeRequest::Limited { retry_after } => {
             state.kw.metrics.inc(Family::RateLimited, "limit", "sends");
-            Ok(too_many(retry_after, "You've asked for several sign-in emails in a short time."))
+            Err(too_many(retry_after, "You've asked for several sign-in emails in a short time."))
         }
         CodeRequest::Send(mail) => {
             send_code_mail(&state, mail);
@@ -107,24 +107,13 @@ pub async fn submit_email(req: HttpRequest, state: State, body: web::Bytes) -> R
 }
 
 /// 429 with `Retry-After` and a page saying when to try again.
-pub fn too_many(retry_after: i64, what: &str) -> HttpResponse {
+pub fn too_many(retry_after: i64, what: &'static str) -> WebError {
     too_many_with(retry_after, what, "If an earlier email arrived, you can still use its code or link.")
 }
 
 /// [`too_many`] with its own hint for what the person can do meanwhile.
-pub fn too_many_with(retry_after: i64, what: &str, hint: &str) -> HttpResponse {
-    let minutes = (retry_after + 59) / 60;
-    let when = if minutes <= 1 { "in a minute".to_owned() } else { format!("in {minutes} minutes") };
-    let mut resp = crate::pages::error_page(
-        StatusCode::TOO_MANY_REQUESTS,
-        "Please wait a moment",
-        &format!("{what} To protect your account, please try again {when}."),
-        Some(hint),
-    );
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string()) {
-        resp.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
-    }
-    resp
+pub fn too_many_with(retry_after: i64, what: &'static str, hint: &'static str) -> WebError {
+    WebError::TooMany { retry_after, what, hint }
 }
 
 /// Sends off the request path, so every address answers alike in time too. Transient
@@ -268,7 +257,7 @@ pub async fn submit_code(req: HttpRequest, state: State, body: web::Bytes) -> Re
         Err(CodeRejected::AttemptGone) => return Err(attempt_gone()),
         Err(CodeRejected::AddressLocked { retry_after }) => {
             state.kw.metrics.inc(Family::RateLimited, "limit", "code_tries_per_address");
-            return Ok(too_many(retry_after, "There have been too many wrong codes for this address."));
+            return Err(too_many(retry_after, "There have been too many wrong codes for this address."));
         }
         Err(CodeRejected::Malformed) => "Codes have 8 letters and digits, like ABCD-EFGH. Check the email and try again.".to_owned(),
         Err(CodeRejected::Wrong { tries_left: 1 }) => "That code isn't right. You have 1 try left before it stops working.".to_owned(),

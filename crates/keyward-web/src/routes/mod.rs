@@ -1,6 +1,7 @@
 //! Handlers, one module per endpoint family. The route table is `crate::configure`.
 
 pub mod account;
+pub mod api;
 pub mod authorize;
 pub mod consent;
 pub mod discovery;
@@ -9,8 +10,12 @@ pub mod home;
 pub mod link;
 pub mod login;
 pub mod logout;
+pub mod metrics;
+pub mod notices;
+pub mod passkey_offer;
 pub mod passkeys;
 pub mod reauth;
+pub mod recovery;
 pub mod token;
 pub mod try_it;
 pub mod userinfo;

@@ -5,8 +5,8 @@
 //! Forms are CSRF-protected POSTs answered with 303; the JSON API answers 403
 //! `reauthentication_required` with the `confirm_url` (and its `next`) the page's script visits.
 
+use super::api::{challenge, not_signed_in, rejected, same_origin_session};
 use super::login::{see_other, send_with_retries, too_many};
-use super::passkeys::{challenge, check_origin, json_error, rejected};
 use super::{State, blocking, param, parse_form};
 use crate::cookies;
 use crate::csrf;
@@ -58,24 +58,16 @@ pub async fn form_guard(state: &State, session: &str, next: &str) -> Result<Opti
     }
 }
 
-/// For the JSON API: `Ok(None)` when recent, else the JSON error to answer (its
-/// `confirm_url` comes back to `next`).
-pub async fn json_guard(state: &State, session: &str, next: &str) -> Result<Option<HttpResponse>, WebError> {
+/// For the JSON API: `Ok(())` when recent, else 401 `not_signed_in` or 403
+/// `reauthentication_required` (its `confirm_url` comes back to `next`).
+pub async fn json_guard(state: &State, session: &str, next: &str) -> Result<(), WebError> {
     let kw = state.kw.clone();
     let s = session.to_owned();
-    Ok(match blocking(move || kw.session_recency(&s)).await.map_err(WebError::ApiInternal)? {
-        None => Some(not_signed_in_json()),
-        Some(Recency::Recent) => None,
-        Some(Recency::Stale) => Some(reauthentication_required(next)),
-    })
-}
-
-fn reauthentication_required(next: &str) -> HttpResponse {
-    HttpResponse::build(StatusCode::FORBIDDEN).insert_header(("Cache-Control", "no-store")).json(serde_json::json!({
-        "error": "reauthentication_required",
-        "message": "Confirm it's you before changing this: you signed in a while ago.",
-        "confirm_url": confirm_url(next),
-    }))
+    match blocking(move || kw.session_recency(&s)).await.map_err(WebError::JsonInternal)? {
+        None => Err(not_signed_in()),
+        Some(Recency::Recent) => Ok(()),
+        Some(Recency::Stale) => Err(WebError::ReauthRequired { confirm_url: confirm_url(next) }),
+    }
 }
 
 async fn confirm_form(
@@ -129,7 +121,7 @@ pub async fn send_code(req: HttpRequest, state: State, body: actix_web::web::Byt
         ReauthCodeRequest::EmailOff => confirm_form(&req, &state, &next, Some(EMAIL_OFF), StatusCode::UNPROCESSABLE_ENTITY).await,
         ReauthCodeRequest::Limited { retry_after } => {
             state.kw.metrics.inc(keyward_service::metrics::Family::RateLimited, "limit", "sends");
-            Ok(too_many(retry_after, "You've asked for several emails in a short time."))
+            Err(too_many(retry_after, "You've asked for several emails in a short time."))
         }
         ReauthCodeRequest::Send(mail) => {
             let tracker = state.clone().into_inner();
@@ -176,7 +168,7 @@ pub async fn submit_code(req: HttpRequest, state: State, body: actix_web::web::B
         Ok(()) => return Ok(see_other(&local_next::with_query(&next, "done", "confirmed"))),
         Err(CodeRejected::AttemptGone) => return Err(not_signed_in_page()),
         Err(CodeRejected::AddressLocked { retry_after }) => {
-            return Ok(too_many(retry_after, "There have been too many wrong codes for this address."));
+            return Err(too_many(retry_after, "There have been too many wrong codes for this address."));
         }
         Err(CodeRejected::Malformed) => "Codes have 8 letters and digits, like ABCD-EFGH. Check the email and try again.".to_owned(),
         Err(CodeRejected::Wrong { tries_left: 1 }) => "That code isn't right. You have 1 try left before it stops working.".to_owned(),
@@ -190,16 +182,13 @@ pub async fn submit_code(req: HttpRequest, state: State, body: actix_web::web::B
 
 /// POST /account/confirm/passkey/start (JSON): a challenge for one of the account's passkeys.
 pub async fn passkey_start(req: HttpRequest, state: State) -> Result<HttpResponse, WebError> {
-    if let Err(resp) = check_origin(&req, &state) {
-        return Ok(resp);
-    }
-    let Some(session) = cookies::get(&req, cookies::SESSION) else { return Ok(not_signed_in_json()) };
+    let session = same_origin_session(&req, &state)?;
     let kw = state.kw.clone();
-    Ok(match blocking(move || kw.start_passkey_reauth(&session)).await.map_err(WebError::ApiInternal)? {
-        None => not_signed_in_json(),
-        Some(None) => json_error(StatusCode::CONFLICT, "no_passkey", "Your account has no passkey; confirm with an emailed code."),
-        Some(Some(c)) => challenge(c),
-    })
+    match blocking(move || kw.start_passkey_reauth(&session)).await.map_err(WebError::JsonInternal)? {
+        None => Err(not_signed_in()),
+        Some(None) => Err(WebError::api(StatusCode::CONFLICT, "no_passkey", "Your account has no passkey; confirm with an emailed code.")),
+        Some(Some(c)) => Ok(challenge(c)),
+    }
 }
 
 #[derive(Deserialize)]
@@ -211,22 +200,15 @@ pub struct PasskeyFinish {
 
 /// POST /account/confirm/passkey/finish (JSON): the assertion; on success where to go next.
 pub async fn passkey_finish(req: HttpRequest, state: State, body: web::Json<PasskeyFinish>) -> Result<HttpResponse, WebError> {
-    if let Err(resp) = check_origin(&req, &state) {
-        return Ok(resp);
-    }
-    let Some(session) = cookies::get(&req, cookies::SESSION) else { return Ok(not_signed_in_json()) };
+    let session = same_origin_session(&req, &state)?;
     let b = body.into_inner();
     let next = b.next.as_deref().and_then(local_next::parse).unwrap_or(local_next::DEFAULT).to_owned();
     let kw = state.kw.clone();
-    Ok(match blocking(move || kw.finish_passkey_reauth(&session, &b.ceremony, &b.credential)).await.map_err(WebError::ApiInternal)? {
-        Ok(()) => HttpResponse::Ok()
+    match blocking(move || kw.finish_passkey_reauth(&session, &b.ceremony, &b.credential)).await.map_err(WebError::JsonInternal)? {
+        Ok(()) => Ok(HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
-            .json(serde_json::json!({ "redirect": local_next::with_query(&next, "done", "confirmed") })),
-        Err(PasskeyRejected::Gone) => not_signed_in_json(),
-        Err(r) => rejected(r),
-    })
-}
-
-fn not_signed_in_json() -> HttpResponse {
-    json_error(StatusCode::UNAUTHORIZED, "not_signed_in", "Sign in first.")
+            .json(serde_json::json!({ "redirect": local_next::with_query(&next, "done", "confirmed") }))),
+        Err(PasskeyRejected::Gone) => Err(not_signed_in()),
+        Err(r) => Err(rejected(r)),
+    }
 }

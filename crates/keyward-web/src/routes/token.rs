@@ -3,7 +3,7 @@
 //! (§3.1), the client authenticates once (§2.3), and every answer is `no-store`.
 
 use super::{State, blocking, param, parse_form};
-use crate::error::{WebError, oauth_json};
+use crate::error::WebError;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use keyward_core::client::Client;
@@ -97,7 +97,7 @@ pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> Result<H
     .map_err(WebError::ApiInternal)?;
     match answer {
         Ok(tokens) => Ok(no_store(HttpResponse::Ok()).json(tokens)),
-        Err(error) => Ok(oauth_json(&error)),
+        Err(error) => Err(WebError::OAuth { error, basic: false }),
     }
 }
 
@@ -110,7 +110,7 @@ pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> Result<
     let kw = state.kw.clone();
     match blocking(move || kw.revoke(&client, &token, hint.as_deref())).await.map_err(WebError::ApiInternal)? {
         Ok(()) => Ok(no_store(HttpResponse::Ok()).finish()),
-        Err(error) => Ok(oauth_json(&error)),
+        Err(error) => Err(WebError::OAuth { error, basic: false }),
     }
 }
 
