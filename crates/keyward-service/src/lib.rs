@@ -3,6 +3,7 @@
 //! pool. Nothing here knows about HTTP.
 
 pub mod account;
+mod audit;
 pub mod client_keys;
 mod code_check;
 pub mod consent;
@@ -14,10 +15,13 @@ pub mod login;
 pub mod logout;
 pub mod master_key;
 pub mod metrics;
+pub mod notice;
 pub mod oidc;
 pub mod passkeys;
 pub mod reauth;
 pub mod reauth_passkey;
+mod recovery;
+mod session_user;
 pub mod tokens;
 pub mod users;
 
