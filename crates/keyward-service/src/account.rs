@@ -1,27 +1,17 @@
 //! The signed-in person's account: passkey management (rename, delete), recovery codes,
-//! the email sign-in switch, the audit log and security notices by email.
+//! the email sign-in switch, the account page's view and the person's other sessions.
+//! (Recovery codes are `recovery.rs`, the audit log `audit.rs`, notices `notice.rs`.)
 //!
 //! Rules: deleting the last passkey needs an explicit confirmation and is refused while
 //! email sign-in is off (the account would have no way in but recovery codes); email sign-in
 //! can only be turned off by someone who has a passkey. Recovery codes come as a set of ten
 //! when the first passkey is added; a new set kills the old one.
 
-use crate::login::Proof;
-use crate::metrics::Family;
+pub use crate::notice::Notice;
 use crate::{Keyward, ServiceError};
-use keyward_core::recovery_code;
 use keyward_core::secret::hash_secret;
-use keyward_store::models::{AuditEvent, User};
-use keyward_store::{DbConnection, repo};
-
-/// A security notice to email to the address on record (sent off the request path).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notice {
-    pub to: String,
-    /// One sentence: what happened to the account.
-    pub what: String,
-    pub at: i64,
-}
+use keyward_store::models::User;
+use keyward_store::repo;
 
 /// What the account page shows.
 pub struct AccountView {
@@ -51,36 +41,6 @@ pub enum EmailSwitch {
 }
 
 impl Keyward {
-    /// Records a security event inside the caller's transaction.
-    pub(crate) fn audit(
-        &self,
-        c: &mut DbConnection,
-        kind: &str,
-        user_id: Option<&str>,
-        detail: serde_json::Value,
-    ) -> Result<(), ServiceError> {
-        let event = AuditEvent {
-            // Time-ordered, so events of one second list in the order they happened.
-            id: uuid::Uuid::now_v7().to_string(),
-            at: self.now(),
-            kind: kind.to_owned(),
-            user_id: user_id.map(str::to_owned),
-            detail: detail.to_string(),
-            client_addr: None,
-        };
-        repo::audit::insert(c, &event)?;
-        Ok(())
-    }
-
-    /// The latest audit events, newest first (for an account, or all).
-    pub fn audit_events(&self, user_id: Option<&str>, limit: i64) -> Result<Vec<AuditEvent>, ServiceError> {
-        Ok(repo::audit::latest(&mut *self.conn()?, user_id, limit)?)
-    }
-
-    pub(crate) fn session_user(&self, c: &mut DbConnection, session_token: &str) -> Result<Option<User>, ServiceError> {
-        Ok(repo::sessions::find_live(c, &hash_secret(session_token), self.now(), self.config().session_idle_seconds)?.map(|(_, u)| u))
-    }
-
     /// Everything the account page shows; `None` without a live session.
     pub fn account_view(&self, session_token: &str) -> Result<Option<AccountView>, ServiceError> {
         let mut conn = self.conn()?;
@@ -168,30 +128,6 @@ impl Keyward {
         })
     }
 
-    /// A new set of ten recovery codes (killing the old set), shown once. `None` without a
-    /// session.
-    pub fn regenerate_recovery_codes(&self, session_token: &str) -> Result<Option<(Vec<String>, Notice)>, ServiceError> {
-        keyward_store::write_transaction(&mut *self.writer()?, |c| {
-            let Some(user) = self.session_user(c, session_token)? else { return Ok(None) };
-            let codes = self.new_recovery_codes(c, &user.id, "regenerated")?;
-            let notice = Notice {
-                to: user.email,
-                what: "New recovery codes were made for your account; the old ones no longer work.".into(),
-                at: self.now(),
-            };
-            Ok(Some((codes, notice)))
-        })
-    }
-
-    /// Stores a fresh set for the account and returns the codes for display (`XXXX-…`).
-    pub(crate) fn new_recovery_codes(&self, c: &mut DbConnection, user_id: &str, why: &str) -> Result<Vec<String>, ServiceError> {
-        let codes = recovery_code::generate_set(&mut rand::rng());
-        let hashes: Vec<String> = codes.iter().map(|code| hash_secret(code)).collect();
-        repo::recovery::replace_set(c, user_id, &hashes, self.now())?;
-        self.audit(c, "recovery_codes_created", Some(user_id), serde_json::json!({ "reason": why }))?;
-        Ok(codes.iter().map(|code| recovery_code::display(code)).collect())
-    }
-
     /// Turns email sign-in on or off for the signed-in person.
     pub fn set_email_sign_in(&self, session_token: &str, on: bool) -> Result<Option<EmailSwitch>, ServiceError> {
         keyward_store::write_transaction(&mut *self.writer()?, |c| {
@@ -208,60 +144,6 @@ impl Keyward {
             };
             Ok(Some(EmailSwitch::Changed(Notice { to: user.email, what: what.into(), at: self.now() })))
         })
-    }
-
-    /// Signs in with the address and one of its recovery codes (which is then used up). The
-    /// sign-in is recorded, counted and announced by email.
-    pub fn sign_in_with_recovery_code(
-        &self,
-        attempt_id: &str,
-        browser_id: &str,
-        email: &keyward_core::email::Email,
-        typed: &str,
-    ) -> Result<Result<(crate::login::SignedIn, Notice), crate::login::CodeRejected>, ServiceError> {
-        use crate::login::CodeRejected;
-        let now = self.now();
-        let mut conn = self.conn()?;
-        if self.attempt_for(&mut conn, attempt_id, browser_id)?.is_none() {
-            return Ok(Err(CodeRejected::AttemptGone));
-        }
-        let Some(code) = recovery_code::normalize(typed) else { return Ok(Err(CodeRejected::Malformed)) };
-        // Wrong tries count per address whether or not it has an account.
-        let key = format!("recovery:address:{}", hash_secret(email.as_str()));
-        if let Some(retry_after) = repo::limits::hit(&mut conn, &key, 3600, self.config().limits.code_tries_per_address_per_hour, now)? {
-            return Ok(Err(CodeRejected::AddressLocked { retry_after }));
-        }
-        let result = keyward_store::write_transaction(&mut *self.writer()?, |c| {
-            let user = match repo::users::find_by_email(c, email.as_str())? {
-                Some(u) if u.disabled_at.is_none() => u,
-                _ => return Ok(Err(CodeRejected::Wrong { tries_left: 0 })),
-            };
-            if !repo::recovery::take(c, &user.id, &hash_secret(&code), now)? {
-                self.audit(c, "recovery_code_rejected", Some(&user.id), serde_json::json!({}))?;
-                return Ok(Err(CodeRejected::Wrong { tries_left: 0 }));
-            }
-            let left = repo::recovery::remaining(c, &user.id)?;
-            self.audit(c, "recovery_code_used", Some(&user.id), serde_json::json!({ "codes_left": left }))?;
-            let signed_in = match self.complete_sign_in_for(
-                c,
-                attempt_id,
-                browser_id,
-                &user,
-                Proof { amr: "otp", method: "recovery_code", offer_passkey: false },
-            )? {
-                Ok(s) => s,
-                Err(e) => return Ok(Err(e)),
-            };
-            repo::limits::reset(c, &key)?;
-            let notice = Notice {
-                to: user.email.clone(),
-                what: format!("Someone signed in to your account with a recovery code. {left} recovery codes are left."),
-                at: now,
-            };
-            Ok::<_, ServiceError>(Ok((signed_in, notice)))
-        })?;
-        self.metrics.inc(Family::RecoveryCodeSignIns, "outcome", if result.is_ok() { "success" } else { "failure" });
-        Ok(result)
     }
 
     /// Remembers that the person declined the passkey offer.

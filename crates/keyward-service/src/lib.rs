@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod argon2_gate;
+mod audit;
 pub mod client_keys;
 mod code_check;
 pub mod consent;
@@ -15,10 +16,13 @@ pub mod login;
 pub mod logout;
 pub mod master_key;
 pub mod metrics;
+pub mod notice;
 pub mod oidc;
 pub mod passkeys;
 pub mod reauth;
 pub mod reauth_passkey;
+mod recovery;
+mod session_user;
 pub mod tokens;
 pub mod users;
 

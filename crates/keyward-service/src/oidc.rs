@@ -4,8 +4,9 @@
 use crate::{Keyward, ServiceError};
 use keyward_core::authorize::AuthorizationRequest;
 use keyward_core::claims::AUTHORIZATION_CODE_LIFETIME_SECS;
-use keyward_core::oauth_error::{OAuthError, OAuthErrorCode as E};
+use keyward_core::oauth_error::OAuthError;
 use keyward_core::secret::{hash_secret, random_token};
+use keyward_core::session_reuse::{self, SessionFacts};
 use keyward_store::models::{AuthorizationCode, Session};
 use keyward_store::{DbConnection, repo};
 
@@ -70,36 +71,38 @@ impl Keyward {
     /// Answers a validated request from a browser that may carry a session cookie.
     pub fn authorize_with_session(&self, request: &AuthorizationRequest, session_token: Option<&str>) -> Result<Continue, ServiceError> {
         let now = self.now();
-        let redirect_error = |code, msg: &str| Ok(Continue::Redirect(self.error_redirect(request, &OAuthError::new(code, msg))));
-        // OIDC Core §3.1.2.1: the hint names who the app expects; it must be one of our ID tokens for this app.
+        let redirect_error = |e: OAuthError| Ok(Continue::Redirect(self.error_redirect(request, &e)));
+        // The hint names who the app expects; it must be one of our ID tokens for this app.
         let hinted_sub = match request.id_token_hint.as_deref() {
             None => None,
-            Some(hint) => match self.verify_id_token_hint(hint) {
-                Some(claims) if claims.aud == request.client_id => Some(claims.sub),
-                _ => return redirect_error(E::InvalidRequest, "id_token_hint is not an ID token this provider issued to this client"),
-            },
-        };
-        let not_signed_in = || {
-            if request.prompt_has("none") {
-                return redirect_error(E::LoginRequired, "the user is not signed in");
+            Some(hint) => {
+                let checked = self
+                    .verify_id_token_hint(hint)
+                    .ok_or_else(session_reuse::hint_refused)
+                    .and_then(|claims| session_reuse::check_hint_audience(&claims.aud, &request.client_id).map(|()| claims.sub));
+                match checked {
+                    Ok(sub) => Some(sub),
+                    Err(e) => return redirect_error(e),
+                }
             }
-            Ok(Continue::LoginRequired)
+        };
+        let not_signed_in = || match session_reuse::sign_in_allowed(request) {
+            Err(e) => redirect_error(e),
+            Ok(()) => Ok(Continue::LoginRequired),
         };
         let Some(token) = session_token else { return not_signed_in() };
         // With a session cookie this nearly always ends in writing a code: read and write on
         // the writer connection, whose page cache the write leaves warm.
         let mut conn = self.writer()?;
         let live = repo::sessions::find_live(&mut conn, &hash_secret(token), now, self.config().session_idle_seconds)?;
-        let fresh_enough = |s: &Session| request.max_age.is_none_or(|max| now - s.auth_time <= max);
-        // prompt=login, create and select_account all show the sign-in page again.
-        let wants_page = request.prompt_has("login") || request.prompt_has("create") || request.prompt_has("select_account");
         let usable = live.filter(|(s, _)| {
-            fresh_enough(s) && !wants_page && request.satisfied_by(&s.amr) && hinted_sub.as_ref().is_none_or(|sub| *sub == s.user_id)
+            let facts = SessionFacts { user_id: &s.user_id, auth_time: s.auth_time, amr: &s.amr };
+            session_reuse::may_reuse(request, &facts, hinted_sub.as_deref(), now)
         });
         let Some((session, _user)) = usable else { return not_signed_in() };
         if self.needs_consent(&mut conn, request, &session.user_id)? {
-            if request.prompt_has("none") {
-                return redirect_error(E::ConsentRequired, "the user has not consented to this app yet");
+            if let Err(e) = session_reuse::consent_page_allowed(request) {
+                return redirect_error(e);
             }
             return Ok(Continue::ConsentRequired { session_hash: session.id_hash });
         }

@@ -3,9 +3,9 @@
 //! minutes; resident keys and user verification are required; `amr` records `user` and
 //! `swk` for synced (backup-eligible) passkeys or `hwk` for device-bound ones (RFC 8176).
 
-use crate::account::Notice;
 use crate::login::{CodeRejected, Proof, SignedIn};
 use crate::metrics::Family;
+use crate::notice::Notice;
 use crate::{Keyward, ServiceError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

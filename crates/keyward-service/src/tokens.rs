@@ -9,7 +9,7 @@ use jsonwebtoken::Validation;
 use keyward_core::claims::{AccessTokenClaims, IdTokenClaims, ProfileClaims, sid_for};
 use keyward_core::client::{Client, GrantType, SigningAlg};
 use keyward_core::oauth_error::{OAuthError, OAuthErrorCode as E};
-use keyward_core::pkce;
+use keyward_core::redemption::{self, CodeRedemption, IssuedCode, IssuedRefresh};
 use keyward_core::scope::Scopes;
 use keyward_core::secret::{hash_secret, random_token};
 use keyward_store::models::{Grant, RefreshToken, User};
@@ -158,19 +158,12 @@ impl Keyward {
             {
                 return invalid("the sign-in behind this authorization code has ended");
             }
-            // RFC 6749 §4.1.3: bound to the client and the redirect URI.
-            if row.client_id != client.id {
-                return invalid("the authorization code was issued to another client");
-            }
-            if redirect_uri != Some(row.redirect_uri.as_str()) {
-                return invalid("redirect_uri does not match the authorization request");
-            }
-            match (row.code_challenge.as_deref(), verifier) {
-                (Some(challenge), Some(v)) if pkce::verify_s256(v, challenge) => {}
-                (Some(_), _) => return invalid("the PKCE code_verifier is missing or wrong"),
-                // RFC 9700 §4.8.2: a verifier for a code issued without a challenge is a downgrade.
-                (None, Some(_)) => return invalid("code_verifier sent for a request without code_challenge"),
-                (None, None) => {}
+            let issued =
+                IssuedCode { client_id: &row.client_id, redirect_uri: &row.redirect_uri, code_challenge: row.code_challenge.as_deref() };
+            if let Err(e) =
+                redemption::check_code(&issued, &CodeRedemption { client_id: &client.id, redirect_uri, code_verifier: verifier })
+            {
+                return Ok(Err(e));
             }
             let scope = Scopes::parse_with(&row.scope, |_| true);
             let refresh = client.issues_refresh_token(&scope);
@@ -214,12 +207,14 @@ impl Keyward {
             let Some((row, grant)) = repo::grants::find_refresh(c, &hash)? else {
                 return invalid("the refresh token is invalid or expired");
             };
-            // RFC 6749 §6: bound to the client it was issued to.
-            if grant.client_id != client.id {
-                return invalid("the refresh token was issued to another client");
-            }
-            if grant.revoked_at.is_some() || grant.expires_at <= now || row.expires_at <= now {
-                return invalid("the refresh token is invalid or expired");
+            let issued = IssuedRefresh {
+                grant_client_id: &grant.client_id,
+                grant_revoked: grant.revoked_at.is_some(),
+                grant_expires_at: grant.expires_at,
+                token_expires_at: row.expires_at,
+            };
+            if let Err(e) = redemption::check_refresh(&issued, &client.id, now) {
+                return Ok(Err(e));
             }
             if row.used_at.is_some() {
                 return self.refresh_token_reused(c, client, &grant, now);
@@ -232,15 +227,9 @@ impl Keyward {
                 None => None,
             };
             let granted = Scopes::parse_with(&grant.scope, |_| true);
-            let scope = match scope {
-                None => granted.clone(),
-                Some(asked) => {
-                    let asked = Scopes::parse_with(asked, |_| true);
-                    if !asked.is_subset_of(&granted) {
-                        return Ok(Err(OAuthError::new(E::InvalidScope, "a refresh cannot widen the scope of the original grant")));
-                    }
-                    asked
-                }
+            let scope = match redemption::refresh_scope(&granted, scope) {
+                Ok(scope) => scope,
+                Err(e) => return Ok(Err(e)),
             };
             // Spent last, so a refused request (wrong scope) does not spend the token; a
             // concurrent use that got here first makes this one a reuse.
@@ -277,9 +266,8 @@ impl Keyward {
         }
         let requested = scope.unwrap_or("");
         let permitted = client.permitted_scope(requested);
-        let asked = Scopes::parse_with(requested, |_| true);
-        if !asked.is_subset_of(&permitted) {
-            return Ok(Err(OAuthError::new(E::InvalidScope, "the client may not ask for one of these scopes")));
+        if let Err(e) = redemption::check_client_credentials_scope(requested, &permitted) {
+            return Ok(Err(e));
         }
         // No person: OIDC scopes mean nothing here.
         let scope = Scopes::parse_with(&permitted.as_string(), |s| !keyward_core::scope::SUPPORTED.contains(&s));

@@ -122,151 +122,180 @@ pub fn mail(path: &Path, cmd: MailCommand) -> Result<(), ExitCode> {
 pub fn users(path: &Path, cmd: UsersCommand) -> Result<(), ExitCode> {
     let config = load_config(path)?;
     let pool = open_database(&config)?;
-    let mut conn = pool.get().map_err(|e| {
+    let conn = pool.get().map_err(|e| {
         eprintln!("error: cannot connect to the database: {e}");
         ExitCode::from(1)
     })?;
-    let now = keyward_core::SystemClock.unix();
-    let failed = |e: keyward_service::ServiceError| {
-        eprintln!("error: {e}");
-        ExitCode::from(1)
-    };
+    let mut cx = UsersCx { config, pool, conn, now: keyward_core::SystemClock.unix() };
     match cmd {
-        UsersCommand::Invite { email, name, no_email } => {
-            let email = parse_email(&email)?;
-            match users::invite(&mut conn, &email, name.as_deref(), now).map_err(failed)? {
-                Invited::Created(u) => println!("created account {} for {email}", u.id),
-                Invited::AlreadyThere(u) => println!("{email} already has account {}", u.id),
-            }
-            if !no_email {
-                let templates = MailTemplates::new().map_err(|e| {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                })?;
-                let mail = templates.invitation(email.as_str(), &config.issuer, "An administrator").map_err(|e| {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                })?;
-                send(&config, &mail)?;
-                println!("invitation sent to {email}");
-            }
-        }
-        UsersCommand::Disable { email } => {
-            let email = parse_email(&email)?;
-            if !users::set_disabled(&mut conn, &email, true, now).map_err(failed)? {
-                eprintln!("error: no account has the address {email}");
-                return Err(ExitCode::from(1));
-            }
-            println!("disabled {email}: it can no longer sign in");
-        }
-        UsersCommand::Enable { email } => {
-            let email = parse_email(&email)?;
-            if !users::set_disabled(&mut conn, &email, false, now).map_err(failed)? {
-                eprintln!("error: no account has the address {email}");
-                return Err(ExitCode::from(1));
-            }
-            println!("enabled {email}");
-        }
-        UsersCommand::List { json, disabled } => {
-            let rows = users::list(&mut conn, disabled).map_err(failed)?;
-            if json {
-                let out: Vec<_> = rows
-                    .iter()
-                    .map(|r| {
-                        serde_json::json!({ "id": r.user.id, "email": r.user.email, "created_at": r.user.created_at,
-                            "disabled_at": r.user.disabled_at, "passkeys": r.passkeys, "last_sign_in_at": r.last_sign_in })
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(out));
-            } else {
-                println!("{:<36}  {:<32}  {:<23}  {:<23}  {:>8}  LAST SIGN-IN", "ID", "EMAIL", "CREATED", "DISABLED", "PASSKEYS");
-                for r in &rows {
-                    println!(
-                        "{:<36}  {:<32}  {:<23}  {:<23}  {:>8}  {}",
-                        r.user.id,
-                        r.user.email,
-                        utc(r.user.created_at),
-                        r.user.disabled_at.map(utc).unwrap_or_else(|| "-".into()),
-                        r.passkeys,
-                        r.last_sign_in.map(utc).unwrap_or_else(|| "never".into())
-                    );
-                }
-                let n = rows.len();
-                println!("{n} account{}", if n == 1 { "" } else { "s" });
-            }
-        }
+        UsersCommand::Invite { email, name, no_email } => users_invite(&mut cx, &email, name.as_deref(), no_email),
+        UsersCommand::Disable { email } => users_set_disabled(&mut cx, &email, true),
+        UsersCommand::Enable { email } => users_set_disabled(&mut cx, &email, false),
+        UsersCommand::List { json, disabled } => users_list(&mut cx, json, disabled),
         UsersCommand::Show { email, json } => {
             let email = parse_email(&email)?;
-            let d =
-                users::detail(&mut conn, &email, now, config.session_idle_seconds).map_err(failed)?.ok_or_else(|| no_account(&email))?;
-            print_detail(&config, &d, json);
+            let d = users_detail(&mut cx, &email)?;
+            print_detail(&cx.config, &d, json);
+            Ok(())
         }
-        UsersCommand::Sessions { email, json } => {
-            let email = parse_email(&email)?;
-            let user = users::find(&mut conn, &email).map_err(failed)?.ok_or_else(|| no_account(&email))?;
-            let sessions = users::live_sessions(&mut conn, &user.id, now, config.session_idle_seconds).map_err(failed)?;
-            if json {
-                println!("{}", serde_json::json!(sessions));
-            } else {
-                print_sessions(&sessions);
-                println!("{} live session{} for {email}", sessions.len(), if sessions.len() == 1 { "" } else { "s" });
-            }
-        }
-        UsersCommand::Revoke { email } => {
-            let email = parse_email(&email)?;
-            drop(conn);
-            let kw = keyward(config, pool)?;
-            let ended = kw.sign_out_everywhere(&email).map_err(failed)?.ok_or_else(|| no_account(&email))?;
-            println!(
-                "signed {email} out everywhere: {} session{} ended, {} grant{} revoked (their refresh and access tokens no longer work), {} back-channel logout{} queued",
-                ended.sessions,
-                plural(ended.sessions),
-                ended.grants,
-                plural(ended.grants),
-                ended.logout_tokens,
-                plural(ended.logout_tokens)
-            );
-        }
-        UsersCommand::Delete { email, yes } => {
-            let email = parse_email(&email)?;
-            let d =
-                users::detail(&mut conn, &email, now, config.session_idle_seconds).map_err(failed)?.ok_or_else(|| no_account(&email))?;
-            if !yes {
-                eprintln!(
-                    "error: this would delete account {} ({email}) with {} passkey{}, {} live session{}, {} recovery code{}, {} app consent{} and its grants; it cannot be undone.\n       Nothing was changed: add --yes to delete it.",
-                    d.user.id,
-                    d.passkeys.len(),
-                    plural(d.passkeys.len()),
-                    d.sessions.len(),
-                    plural(d.sessions.len()),
-                    d.recovery_codes_left,
-                    plural(d.recovery_codes_left as usize),
-                    d.consents.len(),
-                    plural(d.consents.len())
-                );
-                return Err(ExitCode::from(1));
-            }
-            drop(conn);
-            let kw = keyward(config, pool)?;
-            let deleted = kw.delete_account(&email).map_err(failed)?.ok_or_else(|| no_account(&email))?;
-            println!(
-                "deleted account {} ({email}): {} session{} ended, {} grant{} revoked, {} passkey{}, {} recovery code{} and {} consent{} removed, {} back-channel logout{} queued",
-                d.user.id,
-                deleted.ended.sessions,
-                plural(deleted.ended.sessions),
-                deleted.ended.grants,
-                plural(deleted.ended.grants),
-                deleted.passkeys,
-                plural(deleted.passkeys),
-                deleted.recovery_codes,
-                plural(deleted.recovery_codes as usize),
-                deleted.consents,
-                plural(deleted.consents),
-                deleted.ended.logout_tokens,
-                plural(deleted.ended.logout_tokens)
-            );
-        }
+        UsersCommand::Sessions { email, json } => users_sessions(&mut cx, &email, json),
+        UsersCommand::Revoke { email } => users_revoke(cx, &email),
+        UsersCommand::Delete { email, yes } => users_delete(cx, &email, yes),
     }
+}
+
+/// What every `users` command works with.
+struct UsersCx {
+    config: Config,
+    pool: keyward_store::Pool,
+    conn: keyward_store::PooledConn,
+    now: i64,
+}
+
+fn failed(e: keyward_service::ServiceError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(1)
+}
+
+fn users_invite(cx: &mut UsersCx, email: &str, name: Option<&str>, no_email: bool) -> Result<(), ExitCode> {
+    let email = parse_email(email)?;
+    match users::invite(&mut cx.conn, &email, name, cx.now).map_err(failed)? {
+        Invited::Created(u) => println!("created account {} for {email}", u.id),
+        Invited::AlreadyThere(u) => println!("{email} already has account {}", u.id),
+    }
+    if no_email {
+        return Ok(());
+    }
+    let templates = MailTemplates::new().map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(1)
+    })?;
+    let mail = templates.invitation(email.as_str(), &cx.config.issuer, "An administrator").map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(1)
+    })?;
+    send(&cx.config, &mail)?;
+    println!("invitation sent to {email}");
+    Ok(())
+}
+
+fn users_set_disabled(cx: &mut UsersCx, email: &str, disabled: bool) -> Result<(), ExitCode> {
+    let email = parse_email(email)?;
+    if !users::set_disabled(&mut cx.conn, &email, disabled, cx.now).map_err(failed)? {
+        eprintln!("error: no account has the address {email}");
+        return Err(ExitCode::from(1));
+    }
+    if disabled {
+        println!("disabled {email}: it can no longer sign in");
+    } else {
+        println!("enabled {email}");
+    }
+    Ok(())
+}
+
+fn users_list(cx: &mut UsersCx, json: bool, disabled: bool) -> Result<(), ExitCode> {
+    let rows = users::list(&mut cx.conn, disabled).map_err(failed)?;
+    if json {
+        let out: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({ "id": r.user.id, "email": r.user.email, "created_at": r.user.created_at,
+                    "disabled_at": r.user.disabled_at, "passkeys": r.passkeys, "last_sign_in_at": r.last_sign_in })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(out));
+        return Ok(());
+    }
+    println!("{:<36}  {:<32}  {:<23}  {:<23}  {:>8}  LAST SIGN-IN", "ID", "EMAIL", "CREATED", "DISABLED", "PASSKEYS");
+    for r in &rows {
+        println!(
+            "{:<36}  {:<32}  {:<23}  {:<23}  {:>8}  {}",
+            r.user.id,
+            r.user.email,
+            utc(r.user.created_at),
+            r.user.disabled_at.map(utc).unwrap_or_else(|| "-".into()),
+            r.passkeys,
+            r.last_sign_in.map(utc).unwrap_or_else(|| "never".into())
+        );
+    }
+    let n = rows.len();
+    println!("{n} account{}", if n == 1 { "" } else { "s" });
+    Ok(())
+}
+
+fn users_detail(cx: &mut UsersCx, email: &Email) -> Result<users::UserDetail, ExitCode> {
+    users::detail(&mut cx.conn, email, cx.now, cx.config.session_idle_seconds).map_err(failed)?.ok_or_else(|| no_account(email))
+}
+
+fn users_sessions(cx: &mut UsersCx, email: &str, json: bool) -> Result<(), ExitCode> {
+    let email = parse_email(email)?;
+    let user = users::find(&mut cx.conn, &email).map_err(failed)?.ok_or_else(|| no_account(&email))?;
+    let sessions = users::live_sessions(&mut cx.conn, &user.id, cx.now, cx.config.session_idle_seconds).map_err(failed)?;
+    if json {
+        println!("{}", serde_json::json!(sessions));
+    } else {
+        print_sessions(&sessions);
+        println!("{} live session{} for {email}", sessions.len(), if sessions.len() == 1 { "" } else { "s" });
+    }
+    Ok(())
+}
+
+fn users_revoke(cx: UsersCx, email: &str) -> Result<(), ExitCode> {
+    let email = parse_email(email)?;
+    let UsersCx { config, pool, conn, .. } = cx;
+    drop(conn);
+    let kw = keyward(config, pool)?;
+    let ended = kw.sign_out_everywhere(&email).map_err(failed)?.ok_or_else(|| no_account(&email))?;
+    println!(
+        "signed {email} out everywhere: {} session{} ended, {} grant{} revoked (their refresh and access tokens no longer work), {} back-channel logout{} queued",
+        ended.sessions,
+        plural(ended.sessions),
+        ended.grants,
+        plural(ended.grants),
+        ended.logout_tokens,
+        plural(ended.logout_tokens)
+    );
+    Ok(())
+}
+
+fn users_delete(mut cx: UsersCx, email: &str, yes: bool) -> Result<(), ExitCode> {
+    let email = parse_email(email)?;
+    let d = users_detail(&mut cx, &email)?;
+    if !yes {
+        eprintln!(
+            "error: this would delete account {} ({email}) with {} passkey{}, {} live session{}, {} recovery code{}, {} app consent{} and its grants; it cannot be undone.\n       Nothing was changed: add --yes to delete it.",
+            d.user.id,
+            d.passkeys.len(),
+            plural(d.passkeys.len()),
+            d.sessions.len(),
+            plural(d.sessions.len()),
+            d.recovery_codes_left,
+            plural(d.recovery_codes_left as usize),
+            d.consents.len(),
+            plural(d.consents.len())
+        );
+        return Err(ExitCode::from(1));
+    }
+    let UsersCx { config, pool, conn, .. } = cx;
+    drop(conn);
+    let kw = keyward(config, pool)?;
+    let deleted = kw.delete_account(&email).map_err(failed)?.ok_or_else(|| no_account(&email))?;
+    println!(
+        "deleted account {} ({email}): {} session{} ended, {} grant{} revoked, {} passkey{}, {} recovery code{} and {} consent{} removed, {} back-channel logout{} queued",
+        d.user.id,
+        deleted.ended.sessions,
+        plural(deleted.ended.sessions),
+        deleted.ended.grants,
+        plural(deleted.ended.grants),
+        deleted.passkeys,
+        plural(deleted.passkeys),
+        deleted.recovery_codes,
+        plural(deleted.recovery_codes as usize),
+        deleted.consents,
+        plural(deleted.consents),
+        deleted.ended.logout_tokens,
+        plural(deleted.ended.logout_tokens)
+    );
     Ok(())
 }
 

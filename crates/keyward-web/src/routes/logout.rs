@@ -11,7 +11,13 @@ use crate::pages::{notice, render};
 use crate::{cookies, csrf};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use keyward_core::end_session::{self, Party, Refusal};
 use std::sync::Arc;
+
+/// The error page for a request the end-session rules refused.
+fn refused(why: Refusal) -> WebError {
+    refuse(&why.to_string())
+}
 
 fn refuse(message: &str) -> WebError {
     WebError::page(
@@ -45,37 +51,20 @@ async fn end_session(
     confirmed: bool,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
-    for name in ["id_token_hint", "client_id", "post_logout_redirect_uri", "state"] {
-        if params.iter().filter(|(k, _)| k == name).count() > 1 {
-            return Err(refuse(&format!("The {name} parameter appears twice.")));
-        }
-    }
+    end_session::check_single_valued(&params).map_err(refused)?;
     let get = |name: &str| param(&params, name).filter(|v| !v.is_empty()).map(str::to_owned);
     let kw = state.kw.clone();
     let hint = match get("id_token_hint") {
         None => None,
-        Some(h) if h.len() > keyward_core::authorize::MAX_ID_TOKEN_HINT_LEN => {
-            return Err(refuse("The app sent an ID token that is too long."));
+        Some(h) => {
+            end_session::check_hint_length(&h).map_err(refused)?;
+            Some(kw.verify_id_token_hint(&h).ok_or(Refusal::HintNotOurs).map_err(refused)?)
         }
-        Some(h) => Some(kw.verify_id_token_hint(&h).ok_or_else(|| refuse("The app sent an ID token that this service did not issue."))?),
     };
-    let client_id = match (get("client_id"), hint.as_ref().map(|h| h.aud.clone())) {
-        (Some(a), Some(b)) if a != b => return Err(refuse("The app named itself differently than its ID token does.")),
-        (a, b) => a.or(b),
-    };
-    let client = match &client_id {
-        Some(id) => Some(kw.config().clients.get(id).cloned().ok_or_else(|| refuse("The app that sent you here is not registered."))?),
-        None => None,
-    };
-    let return_to = match (get("post_logout_redirect_uri"), &client) {
-        (None, _) => None,
-        (Some(_), None) => return Err(refuse("The app asked to send you back but did not say who it is.")),
-        (Some(uri), Some(c)) => Some(
-            c.match_post_logout_redirect_uri(&uri)
-                .ok_or_else(|| refuse("The app asked to send you back to an address that is not registered for it."))?
-                .to_owned(),
-        ),
-    };
+    let client_id = end_session::client_id(get("client_id"), hint.as_ref().map(|h| h.aud.clone())).map_err(refused)?;
+    let client = end_session::registered_client(client_id.as_deref(), |id| kw.config().clients.get(id).cloned()).map_err(refused)?;
+    let return_to =
+        end_session::post_logout_redirect_uri(get("post_logout_redirect_uri").as_deref(), client.as_deref()).map_err(refused)?;
     let app_state = get("state");
     let session = cookies::get(req, cookies::SESSION);
     let summary = match session.clone() {
@@ -85,12 +74,11 @@ async fn end_session(
             blocking(move || kw.session_summary(&t)).await.map_err(WebError::PageInternal)?
         }
     };
-    let hint_matches = match (&hint, &summary) {
-        (Some(h), Some(s)) => h.sid.as_deref() == Some(s.sid.as_str()) || h.sub == s.user_id,
-        (Some(_), None) => true,
-        (None, _) => false,
-    };
-    if summary.is_some() && !confirmed && !hint_matches {
+    let hint_matches = end_session::hint_names_session(
+        hint.as_ref().map(|h| Party { sid: h.sid.as_deref(), sub: &h.sub }),
+        summary.as_ref().map(|s| Party { sid: Some(&s.sid), sub: &s.user_id }),
+    );
+    if end_session::needs_confirmation(summary.is_some(), confirmed, hint_matches) {
         let (browser_id, new_cookie) = cookies::browser_id(req);
         let mut ctx = tera::Context::new();
         ctx.insert("client_name", &client.as_ref().map(|c| c.name.clone()));
