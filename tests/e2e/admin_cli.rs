@@ -25,7 +25,10 @@ async fn keyward_env(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Outp
     for (k, v) in env {
         cmd.env(k, v);
     }
-    tokio::task::spawn_blocking(move || cmd.output().expect("keyward runs")).await.expect("joined")
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("keyward runs")).await.expect("joined");
+    // The CLI stamped what it wrote with the wall clock.
+    app.clock.catch_up();
+    out
 }
 
 async fn keyward(app: &TestApp, args: &[&str]) -> Output {

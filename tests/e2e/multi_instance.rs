@@ -85,6 +85,9 @@ async fn two_instances_behind_a_load_balancer_share_every_piece_of_state() -> an
         .output()?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let new_kid = serde_json::from_slice::<serde_json::Value>(&out.stdout)?[0]["kid"].as_str().unwrap().to_owned();
+    // The CLI dated the new key by the wall clock.
+    a.clock.catch_up();
+    b.clock.catch_up();
     for instance in [&a.direct, &b.direct] {
         loop {
             let jwks: serde_json::Value = reqwest::get(format!("{instance}/jwks")).await?.json().await?;
@@ -92,10 +95,12 @@ async fn two_instances_behind_a_load_balancer_share_every_piece_of_state() -> an
                 break;
             }
             assert!(started.elapsed() < Duration::from_secs(3), "{instance} did not publish the new key within a reload");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await; // poll: each instance reloads keys every reload_seconds
         }
     }
-    tokio::time::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()) + Duration::from_millis(600)).await;
+    // Past publish_ahead_seconds on both instances' clocks: the new key signs.
+    a.clock.advance(Duration::from_secs(4));
+    b.clock.advance(Duration::from_secs(4));
     let fresh = Browser::fresh_connections()?;
     let flow3 = authorize(&a, CLIENT_ID, CLIENT_REDIRECT, "openid", &[]);
     sign_in(&a, &fresh, &flow3, "after@example.com").await?;
@@ -142,8 +147,8 @@ async fn f4_an_instance_stopped_mid_load_leaves_the_survivor_answering_and_loses
         issuer: Some(format!("http://localhost:{}", lb.port)),
         ..Default::default()
     };
-    let mut a = spawn(AppOptions { port: Some(pa), ..shared.clone() }).await?;
-    let b = spawn(AppOptions { port: Some(pb), smtp_port: Some(a.smtp.port()), ..shared }).await?;
+    let mut a = spawn_binary(AppOptions { port: Some(pa), ..shared.clone() }).await?;
+    let b = spawn_binary(AppOptions { port: Some(pb), smtp_port: Some(a.smtp.port()), ..shared }).await?;
     let browser = Browser::fresh_connections()?;
     let flow = authorize(&a, CLIENT_ID, CLIENT_REDIRECT, "openid offline_access", &[]);
     let callback = sign_in(&a, &browser, &flow, "survivor@example.com").await?;

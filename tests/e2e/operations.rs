@@ -50,7 +50,7 @@ async fn metrics_and_probes_are_served_on_the_private_listener_only() -> anyhow:
 #[tokio::test]
 async fn f4_sigterm_drains_requests_and_email_then_exits_0_and_nothing_issued_is_lost() -> anyhow::Result<()> {
     use std::time::Duration;
-    let mut app = spawn(AppOptions::default()).await?;
+    let mut app = spawn_binary(AppOptions::default()).await?;
     let browser = Browser::new()?;
     // A refresh token issued before the shutdown, to use after the restart (F5).
     let flow = authorize(&app, CLIENT_ID, CLIENT_REDIRECT, "openid offline_access", &[]);
@@ -100,7 +100,7 @@ async fn f4_sigterm_drains_requests_and_email_then_exits_0_and_nothing_issued_is
     assert!(app.log().contains("Keyward stopped"));
 
     // Restart on the same database: the emailed code and the old refresh token still work.
-    let again = spawn(AppOptions {
+    let again = spawn_binary(AppOptions {
         database_url: Some(app.database_url.clone()),
         master_key: Some(master_key_of(&app)?),
         port: Some(url::Url::parse(&app.issuer)?.port().unwrap()),
@@ -123,7 +123,7 @@ fn master_key_of(app: &TestApp) -> anyhow::Result<String> {
 #[tokio::test]
 async fn sighup_reloads_clients_without_dropping_requests_and_a_bad_file_keeps_the_old_config() -> anyhow::Result<()> {
     use std::time::{Duration, Instant};
-    let app = spawn(AppOptions::default()).await?;
+    let app = spawn_binary(AppOptions::default()).await?;
     let browser = Browser::new()?;
     let late = |app: &TestApp| authorize(app, "late", "http://localhost:9995/callback", "openid", &[]);
     assert_eq!(browser.get(&late(&app).url).await?.status, 400, "not registered yet");
