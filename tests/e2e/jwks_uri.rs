@@ -68,7 +68,7 @@ impl KeyServer {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.seen.ended.load(Ordering::SeqCst) < n {
             assert!(Instant::now() < deadline, "the key server's connection did not end");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await; // poll: the key server sees its connections end
         }
     }
 }

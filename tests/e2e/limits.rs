@@ -27,7 +27,7 @@ async fn mail_failed(app: &TestApp, browser: &Browser, attempt: &str) -> anyhow:
         if s["mail_failed"] == true {
             return Ok(true);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await; // poll: the status page reports the failed send
     }
     Ok(false)
 }

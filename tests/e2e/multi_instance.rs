@@ -176,14 +176,14 @@ async fn f4_an_instance_stopped_mid_load_leaves_the_survivor_answering_and_loses
                     },
                     Err(e) => Err(format!("a broken answer: {e}")),
                 });
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(5)).await; // poll: requests keep flowing while an instance drains
             }
             outcomes
         })
     };
     let on_a = hammer(a.direct.clone(), format!("{}/readyz", a.metrics), at.clone());
     let on_b = hammer(b.direct.clone(), format!("{}/readyz", b.metrics), at.clone());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // black-box: requests are in flight when binary a gets SIGTERM
     a.signal("TERM")?;
     assert!(a.wait_exit(Duration::from_secs(25)).await?.success(), "a drains and exits 0");
     let (on_a, on_b) = (on_a.await?, on_b.await?);

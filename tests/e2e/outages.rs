@@ -31,7 +31,7 @@ async fn wait_ready_status(app: &TestApp, want: u16, bound: Duration) -> anyhow:
             return Ok(());
         }
         anyhow::ensure!(started.elapsed() < bound, "/readyz did not answer {want} within {bound:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await; // poll: readiness changes when the database does
     }
 }
 

@@ -20,7 +20,7 @@ async fn wait_for_text(world: &World, text: &str) -> anyhow::Result<()> {
         if world.app.smtp.messages().iter().any(|m| m.text.contains(text)) {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await; // poll: a notice arrives at the sink
     }
     anyhow::bail!("no mail says {text:?}")
 }

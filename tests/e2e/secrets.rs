@@ -16,7 +16,7 @@ async fn wait_for_log(app: &TestApp, text: &str) -> anyhow::Result<()> {
     let started = Instant::now();
     while !app.log().contains(text) {
         anyhow::ensure!(started.elapsed() < Duration::from_secs(15), "no {text:?} in the log:\n{}", app.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll: a line appears in the binary's log
     }
     Ok(())
 }
