@@ -115,11 +115,15 @@ pub struct TestApp {
 /// The app's clock: a [`ManualClock`] in process, starting at the wall clock's now; the binary
 /// runs on the wall clock, which a test cannot move (advancing it panics).
 #[derive(Clone)]
-pub struct TestClock(Option<(Arc<ManualClock>, Arc<dyn Fn() + Send + Sync>)>);
+pub struct TestClock(Option<(Arc<ManualClock>, Wake)>);
+
+/// Wakes the app's background work after its clock moved.
+type Wake = Arc<dyn Fn() + Send + Sync>;
 
 impl TestClock {
     /// Moves the in-process app's "now" forward by `by`, and wakes its background work
     /// (back-channel logout delivery) so that what became due runs now.
+    #[allow(clippy::expect_used, reason = "test harness: misuse fails the test with this message")]
     pub fn advance(&self, by: Duration) {
         let (clock, wake) = self.0.as_ref().expect("the binary runs on the wall clock: use TestApp::spawn to advance time");
         clock.advance(time::Duration::try_from(by).expect("a duration a clock can take"));
@@ -315,7 +319,7 @@ impl TestApp {
         let clock = Arc::new(ManualClock::at(time::OffsetDateTime::now_utc()));
         let listeners = keyward::app::Listeners { public: Some(public), metrics: Some(metrics) };
         let (app, state) = InProcess::start(config, clock.clone(), listeners).await?;
-        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || state.backchannel.notify_one());
+        let wake: Wake = Arc::new(move || state.backchannel.notify_one());
         let server = Server::InProcess(app);
         Ok(TestApp {
             issuer: setup.issuer,
@@ -367,6 +371,7 @@ impl TestApp {
     }
 
     /// The subprocess, for what only the binary does (signals, exit status, its log).
+    #[allow(clippy::panic, reason = "test harness: misuse fails the test with this message")]
     fn child(&mut self) -> &mut Child {
         match &mut self.server {
             Server::Binary(child) => child,
@@ -404,6 +409,7 @@ impl TestApp {
     }
 
     /// The server's process id (for signals).
+    #[allow(clippy::panic, reason = "test harness: misuse fails the test with this message")]
     pub fn pid(&self) -> u32 {
         match &self.server {
             Server::Binary(child) => child.id(),
@@ -433,6 +439,7 @@ impl TestApp {
     }
 
     /// Everything the server has logged so far (the binary only: in process, tracing is global).
+    #[allow(clippy::panic, reason = "test harness: misuse fails the test with this message")]
     pub fn log(&self) -> String {
         if let Server::InProcess(_) = self.server {
             panic!("an in-process TestApp keeps no log: use TestApp::spawn_binary to read it");
