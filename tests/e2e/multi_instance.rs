@@ -15,8 +15,7 @@ const APP: (&str, Option<&str>) = (CLIENT_ID, Some(CLIENT_SECRET));
 #[tokio::test]
 async fn two_instances_behind_a_load_balancer_share_every_piece_of_state() -> anyhow::Result<()> {
     let url = tokio::task::spawn_blocking(keyward_testkit::postgres::fresh_database_url).await??;
-    let (pa, pb) = (free_port()?, free_port()?);
-    let lb = RoundRobin::start(vec![pa, pb]).await?;
+    let lb = RoundRobin::listen(2).await?;
     let issuer = format!("http://localhost:{}", lb.port);
     let shared = AppOptions {
         database: Database::Postgres,
@@ -26,9 +25,11 @@ async fn two_instances_behind_a_load_balancer_share_every_piece_of_state() -> an
         keys: Some("publish_ahead_seconds = 3\nreload_seconds = 1\n".into()),
         ..Default::default()
     };
-    let a = spawn(AppOptions { port: Some(pa), ..shared.clone() }).await?;
+    let a = spawn(shared.clone()).await?;
     // Both instances send mail to the same SMTP server, like a shared relay.
-    let b = spawn(AppOptions { port: Some(pb), smtp_port: Some(a.smtp.port()), ..shared }).await?;
+    let b = spawn(AppOptions { smtp_port: Some(a.smtp.port()), ..shared }).await?;
+    let port = |app: &TestApp| url::Url::parse(&app.direct).ok().and_then(|u| u.port()).unwrap_or_default();
+    lb.route_to(vec![port(&a), port(&b)])?;
     let browser = Browser::fresh_connections()?;
 
     // Email code sign-in: authorize, login page, send, code — each on the next instance.

@@ -62,6 +62,9 @@ pub struct AppOptions {
     pub port: Option<u16>,
     /// The public URL, when the instance sits behind a proxy (default: its own address).
     pub issuer: Option<String>,
+    /// Serve TLS directly with this certificate chain and key (PEM files): the issuer and
+    /// `direct` are `https://localhost:<port>`.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Environment variables for the server (`KEYWARD_*` overrides, or `KEYWARD_LOG`).
     pub env: Vec<(String, String)>,
 }
@@ -91,6 +94,7 @@ impl Default for AppOptions {
             keys: None,
             port: None,
             issuer: None,
+            tls: None,
             env: Vec::new(),
         }
     }
@@ -164,6 +168,11 @@ struct InProcess {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// `https` when the instance serves TLS itself.
+fn scheme(opts: &AppOptions) -> &'static str {
+    if opts.tls.is_some() { "https" } else { "http" }
+}
+
 /// What the app thread hands back once the app listens.
 struct Started {
     handle: actix_web::dev::ServerHandle,
@@ -212,7 +221,7 @@ impl Setup {
         let master_key = opts.master_key.clone().unwrap_or_else(random_master_key);
         let limits =
             opts.limits.clone().unwrap_or_else(|| "sign_in_requests_per_ip_per_minute = 1000000\nsign_in_burst_per_ip = 1000000\n".into());
-        let issuer = opts.issuer.clone().unwrap_or_else(|| format!("http://localhost:{port}"));
+        let issuer = opts.issuer.clone().unwrap_or_else(|| format!("{}://localhost:{port}", scheme(opts)));
         let config = format!(
             r#"issuer = "{issuer}"
 listen = "127.0.0.1:{port}"
@@ -277,7 +286,12 @@ redirect_uris = ["{issuer}/try/callback"]
 first_party = true
 
 {extra}
+{network}
 "#,
+            network = match &opts.tls {
+                Some((cert, key)) => format!("[network]\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n", cert.display(), key.display()),
+                None => String::new(),
+            },
             keys = opts.keys.as_deref().unwrap_or(""),
             client_extra = opts.client_extra.as_deref().unwrap_or(""),
             extra = opts.extra.as_deref().unwrap_or(""),
@@ -312,6 +326,7 @@ impl TestApp {
         let metrics = TcpListener::bind("127.0.0.1:0")?;
         let (port, metrics_port) = (public.local_addr()?.port(), metrics.local_addr()?.port());
         let setup = Setup::write(&opts, port, metrics_port).await?;
+        let direct = format!("{}://localhost:{port}", scheme(&opts));
         let mut env: Vec<(String, String)> =
             opts.env.iter().filter(|(k, _)| k.starts_with("KEYWARD_") && k != "KEYWARD_LOG").cloned().collect();
         env.sort();
@@ -323,7 +338,7 @@ impl TestApp {
         let server = Server::InProcess(app);
         Ok(TestApp {
             issuer: setup.issuer,
-            direct: format!("http://localhost:{port}"),
+            direct,
             metrics: format!("http://127.0.0.1:{metrics_port}"),
             dir: setup.dir,
             database_url: setup.database_url,
@@ -357,7 +372,7 @@ impl TestApp {
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let mut app = TestApp {
             issuer,
-            direct: format!("http://localhost:{port}"),
+            direct: format!("{}://localhost:{port}", scheme(&opts)),
             metrics: format!("http://127.0.0.1:{metrics_port}"),
             dir,
             database_url,
