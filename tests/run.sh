@@ -62,6 +62,33 @@ if cargo tree -p keyward-core -e normal --prefix none | grep -E '^(actix-web|act
 fi
 echo "ok: $(cargo tree -p keyward-core -e normal --prefix none | sort -u | wc -l) crates, none of them forbidden"
 
+step "no real-clock sleeps in tests"
+# Tests move the in-process app's ManualClock (app.clock.advance) instead of sleeping. Left:
+# polls for a condition (the line says `// poll: what`) and the black-box tests below, whose
+# sleeps say `// black-box: why` and may appear only in these files:
+black_box_files=(
+  tests/e2e/operations.rs                     # SIGTERM drain of the binary: requests in flight when the signal lands
+  tests/e2e/multi_instance.rs                 # the same for one of two binaries behind a load balancer
+  tests/e2e/admin_cli.rs                      # `keyward audit tail --follow` (a subprocess) has no ready signal
+  tests/e2e/cli.rs                            # `keyward db cleanup` runs on the wall clock: a code expires in real time
+  crates/keyward-store/tests/sqlite_tuning.rs # SQLite's checkpointer thread runs on real time
+  crates/keyward-testkit/tests/smtp.rs        # the sink's wait is tested against a mail sent later
+)
+sleeps=$(grep -rnE '\bsleep\(' tests/e2e crates/*/tests --include='*.rs' | grep -v '// poll: ' || true)
+bad=""
+while IFS= read -r line; do
+  [ -z "$line" ] && continue
+  file=${line%%:*}
+  if [[ "$line" == *'// black-box: '* ]] && printf '%s\n' "${black_box_files[@]}" | grep -qxF "$file"; then continue; fi
+  bad+="$line"$'\n'
+done <<< "$sleeps"
+if [ -n "$bad" ]; then
+  echo "FAIL: real-clock sleeps in tests; advance app.clock, poll a condition (// poll: what), or allow-list a black-box test in tests/run.sh:" >&2
+  printf '%s' "$bad" >&2
+  exit 1
+fi
+echo "ok: no real-clock sleeps outside polls and the black-box allow-list"
+
 step "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -11,11 +11,14 @@ use std::time::Duration;
 pub(crate) async fn keyward(app: &TestApp, args: &[&str]) -> Output {
     let mut cmd = Command::new(bin());
     cmd.arg("--config").arg(app.config_path()).args(args).env_remove("KEYWARD_CONFIG");
-    tokio::task::spawn_blocking(move || cmd.output().expect("keyward runs")).await.expect("joined")
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("keyward runs")).await.expect("joined");
+    // The CLI stamped what it wrote with the wall clock.
+    app.clock.catch_up();
+    out
 }
 
 async fn mails_to(app: &TestApp, email: &str) -> usize {
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.mail_settled().await.expect("mail settles");
     app.smtp.messages().iter().filter(|m| m.to.iter().any(|t| t == email)).count()
 }
 

@@ -25,7 +25,10 @@ async fn keyward_env(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Outp
     for (k, v) in env {
         cmd.env(k, v);
     }
-    tokio::task::spawn_blocking(move || cmd.output().expect("keyward runs")).await.expect("joined")
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("keyward runs")).await.expect("joined");
+    // The CLI stamped what it wrote with the wall clock.
+    app.clock.catch_up();
+    out
 }
 
 async fn keyward(app: &TestApp, args: &[&str]) -> Output {
@@ -379,7 +382,7 @@ async fn audit_tail_and_search_show_sign_ins_and_admin_events() -> anyhow::Resul
             let _ = tx.send(line);
         }
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // black-box: `audit tail --follow` (a subprocess) has no ready signal: let it start following
     ok(&app, &["users", "invite", "carol@example.com", "--no-email"]).await;
     let line = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
     let _ = child.kill();

@@ -8,7 +8,7 @@
 //! Deterministic: the seed (`KEYWARD_FUZZ_SEED`, default 14) is printed, and so is every
 //! failing request. Quick mode by default; `KEYWARD_FUZZ_REQUESTS=1000000` for the long run.
 
-use crate::common::spawn;
+use crate::common::spawn_binary;
 use keyward_testkit::app::{AppOptions, CLIENT_ID, CLIENT_REDIRECT, PUBLIC_ID, PUBLIC_REDIRECT};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -408,7 +408,7 @@ async fn bad_input_sweep_every_route_never_answers_5xx_panics_or_logs_error() {
     println!(
         "bad-input sweep: seed {seed}, {total} requests (KEYWARD_FUZZ_SEED, KEYWARD_FUZZ_REQUESTS), time budget {budget:?} (KEYWARD_FUZZ_SECONDS)"
     );
-    let app = spawn(AppOptions::default()).await.unwrap();
+    let app = spawn_binary(AppOptions::default()).await.unwrap();
     let addr = app.direct.trim_start_matches("http://").replace("localhost", "127.0.0.1");
     // Idle connections are dropped before actix's 5 s keep-alive closes them: the 10⁶-request
     // run once lost one request to that race (a pooled connection closed as it was reused).

@@ -197,10 +197,6 @@ async fn e2_the_session_cookie_is_new_at_sign_in_and_a_planted_one_is_not_adopte
     Ok(())
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
-}
-
 /// Sets every session's `last_seen_at` and `expires_at` (gray-box: the clock moved on).
 async fn set_session_times(app: &TestApp, last_seen_at: i64, expires_at: i64) -> anyhow::Result<usize> {
     with_db(app, move |c| {
@@ -229,10 +225,10 @@ async fn e10_sessions_end_after_the_idle_timeout_and_after_the_absolute_lifetime
     // Idle: last seen just inside the idle timeout lives; just past it, it is over.
     let idle = Browser::new()?;
     sign_in_by_email(&app, &idle, &auth_request(&rp).url, "idle@example.com").await?;
-    let now = unix_now();
+    let now = app.clock.unix();
     assert_eq!(set_session_times(&app, now - IDLE + 120, now + LIFETIME).await?, 1);
     assert_eq!(silent_answer(&app, &idle, &rp).await?, "code", "a session seen within the idle timeout lives");
-    let now = unix_now();
+    let now = app.clock.unix();
     set_session_times(&app, now - IDLE - 1, now + LIFETIME).await?;
     assert_eq!(silent_answer(&app, &idle, &rp).await?, "login_required", "idle timeout");
     let account = idle.get(&app.url("/account")).await?;
@@ -241,10 +237,10 @@ async fn e10_sessions_end_after_the_idle_timeout_and_after_the_absolute_lifetime
     // Absolute: used a second ago, but past its lifetime.
     let busy = Browser::new()?;
     sign_in_by_email(&app, &busy, &auth_request(&rp).url, "busy@example.com").await?;
-    let now = unix_now();
+    let now = app.clock.unix();
     set_session_times(&app, now, now + 60).await?;
     assert_eq!(silent_answer(&app, &busy, &rp).await?, "code", "a session inside its lifetime lives");
-    let now = unix_now();
+    let now = app.clock.unix();
     set_session_times(&app, now, now - 1).await?;
     assert_eq!(silent_answer(&app, &busy, &rp).await?, "login_required", "absolute lifetime");
     Ok(())

@@ -84,7 +84,7 @@ fn f7_db_cleanup_removes_expired_sign_in_codes() {
         let rp = crate::common::rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await.expect("rp");
         let (_, attempt, csrf) = crate::common::open_login(&app, &browser, &crate::common::auth_request(&rp).url).await.expect("login");
         crate::common::request_code(&app, &browser, &attempt, &csrf, "sweep@example.com").await.expect("code");
-        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // black-box: `keyward db cleanup` runs on the wall clock: the code must expire in real time
         let mut cmd = Command::new(bin());
         cmd.arg("--config").arg(app.config_path()).args(["db", "cleanup"]);
         let out = tokio::task::spawn_blocking(move || cmd.output().expect("runs")).await.expect("joined");

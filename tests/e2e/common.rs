@@ -21,8 +21,15 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_keyward"))
 }
 
+/// Keyward in process (the same App as `serve`) on a manual clock: the default for tests.
 pub async fn spawn(opts: AppOptions) -> anyhow::Result<TestApp> {
-    TestApp::spawn(&bin(), opts).await
+    TestApp::spawn(opts).await
+}
+
+/// The real binary as a subprocess, for what only it shows: signals, reload, exit codes, the
+/// process's log output.
+pub async fn spawn_binary(opts: AppOptions) -> anyhow::Result<TestApp> {
+    TestApp::spawn_binary(&bin(), opts).await
 }
 
 pub fn rp_http() -> anyhow::Result<openidconnect::reqwest::Client> {

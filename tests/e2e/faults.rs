@@ -67,7 +67,7 @@ async fn f1_f2_a_database_outage_is_answered_with_503_and_service_resumes_by_its
     let started = Instant::now();
     while http.get(app.url("/readyz")).send().await?.status() != 200 {
         assert!(started.elapsed() < Duration::from_secs(20), "readiness did not come back by itself");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await; // poll: readiness returns once PostgreSQL resumes
     }
     // Service resumes: the early code works once, the refresh token still works.
     let (status, redeemed) = exchange(&app, APP, &early, &early_callback).await?;

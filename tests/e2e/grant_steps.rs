@@ -212,7 +212,19 @@ impl Receiver {
             if std::time::Instant::now() > deadline {
                 anyhow::bail!("only {} of {n} back-channel requests arrived", got.len());
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await; // poll: requests arrive off the request path
         }
+    }
+
+    /// Waits until `n` requests arrived, moving the app's clock past the 2 s retry delay
+    /// until they do (the failed attempt may still be being recorded when the first arrives).
+    pub async fn wait_for_retry(&self, app: &keyward_testkit::app::TestApp, n: usize) -> anyhow::Result<Vec<String>> {
+        for _ in 0..40 {
+            if let Ok(got) = self.wait_for(n, std::time::Duration::from_millis(250)).await {
+                return Ok(got);
+            }
+            app.clock.advance(std::time::Duration::from_secs(3));
+        }
+        self.wait_for(n, std::time::Duration::ZERO).await
     }
 }

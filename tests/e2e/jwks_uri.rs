@@ -68,7 +68,7 @@ impl KeyServer {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.seen.ended.load(Ordering::SeqCst) < n {
             assert!(Instant::now() < deadline, "the key server's connection did not end");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await; // poll: the key server sees its connections end
         }
     }
 }
@@ -130,7 +130,7 @@ async fn f5_a_jwks_uri_answering_more_than_64_kib_is_refused_without_buffering_i
     let padding = 32 * 1024 * 1024;
     let server = KeyServer::start(Answer::Streamed { head: head.into(), padding, tail: tail.into() }).await?;
     let extra = keyed_client("big", &server.url(), "allow_private_jwks_uri = true");
-    let app = spawn(AppOptions { extra: Some(extra), ..Default::default() }).await?;
+    let app = spawn_binary(AppOptions { extra: Some(extra), ..Default::default() }).await?;
 
     let answer = token_for(&app, &key, "big").await?;
     assert_eq!(error(&answer), (401, "invalid_client".into()), "{answer:?}");
@@ -193,7 +193,7 @@ async fn f5_a_loopback_or_private_jwks_uri_is_refused_unless_allowed() -> anyhow
         ("intranet", "https://10.20.30.40/jwks.json".to_owned(), "is a non-public address (private (10.0.0.0/8))"),
     ];
     let extra: String = clients.iter().map(|(id, uri, _)| keyed_client(id, uri, "")).collect();
-    let app = spawn(AppOptions { extra: Some(extra), ..Default::default() }).await?;
+    let app = spawn_binary(AppOptions { extra: Some(extra), ..Default::default() }).await?;
     for (id, _, why) in &clients {
         let answer = token_for(&app, &key, id).await?;
         assert_eq!(error(&answer), (401, "invalid_client".into()), "{id}: {answer:?}");
@@ -210,7 +210,7 @@ async fn f5_a_jwks_uri_that_never_answers_times_out_once_and_is_not_asked_again_
     let key = ClientKey::es256("silent");
     let server = KeyServer::start(Answer::Silence).await?;
     let extra = keyed_client("silent", &server.url(), "allow_private_jwks_uri = true");
-    let app = spawn(AppOptions { extra: Some(extra), ..Default::default() }).await?;
+    let app = spawn_binary(AppOptions { extra: Some(extra), ..Default::default() }).await?;
 
     let started = Instant::now();
     let answer = token_for(&app, &key, "silent").await?;

@@ -27,7 +27,7 @@ async fn mail_failed(app: &TestApp, browser: &Browser, attempt: &str) -> anyhow:
         if s["mail_failed"] == true {
             return Ok(true);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await; // poll: the status page reports the failed send
     }
     Ok(false)
 }
@@ -126,7 +126,7 @@ async fn limits_and_try_counts_hold_across_two_instances_on_one_postgres() -> an
 
 #[tokio::test]
 async fn f8_a_mail_that_cannot_be_sent_leaves_no_usable_code() -> anyhow::Result<()> {
-    let app = spawn(AppOptions::default()).await?;
+    let app = spawn_binary(AppOptions::default()).await?;
     app.smtp.set_reject(true);
     let browser = Browser::new()?;
     let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
@@ -151,7 +151,7 @@ async fn f8_a_mail_that_cannot_be_sent_leaves_no_usable_code() -> anyhow::Result
 async fn f8_an_unreachable_mail_server_is_retried_then_reported() -> anyhow::Result<()> {
     // A port nothing listens on: every connection is refused (a transient failure).
     let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let app = spawn(AppOptions { smtp_port: Some(closed), ..Default::default() }).await?;
+    let app = spawn_binary(AppOptions { smtp_port: Some(closed), ..Default::default() }).await?;
     let browser = Browser::new()?;
     let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
     let (_, attempt, csrf) = open_login(&app, &browser, &auth_request(&rp).url).await?;

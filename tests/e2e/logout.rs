@@ -7,7 +7,6 @@ use crate::common::*;
 use crate::grant_steps::*;
 use keyward_testkit::app::*;
 use keyward_testkit::browser::Browser;
-use std::time::Duration;
 
 const APP: (&str, Option<&str>) = (CLIENT_ID, Some(CLIENT_SECRET));
 const SIGNED_OUT: &str = "http://localhost:9999/signed-out";
@@ -133,7 +132,7 @@ async fn backchannel_logout_token_is_signed_names_the_session_and_is_retried_unt
     let page = browser.get(&end_session_url(&app, &[("id_token_hint", &s(&tokens, "id_token")?)])).await?;
     assert_eq!(page.status, 200, "signed out, no return address: a notice page");
     // The first delivery gets a 500; the retry (2 s later) is accepted.
-    let bodies = receiver.wait_for(2, Duration::from_secs(15)).await?;
+    let bodies = receiver.wait_for_retry(&app, 2).await?;
     let token = form_urlencoded::parse(bodies[1].as_bytes()).find(|(k, _)| k == "logout_token").map(|(_, v)| v.into_owned()).unwrap();
 
     // Verify it as an RP would: signature by a key in the JWKS, then the claims (§2.6).

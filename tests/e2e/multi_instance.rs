@@ -15,8 +15,7 @@ const APP: (&str, Option<&str>) = (CLIENT_ID, Some(CLIENT_SECRET));
 #[tokio::test]
 async fn two_instances_behind_a_load_balancer_share_every_piece_of_state() -> anyhow::Result<()> {
     let url = tokio::task::spawn_blocking(keyward_testkit::postgres::fresh_database_url).await??;
-    let (pa, pb) = (free_port()?, free_port()?);
-    let lb = RoundRobin::start(vec![pa, pb]).await?;
+    let lb = RoundRobin::listen(2).await?;
     let issuer = format!("http://localhost:{}", lb.port);
     let shared = AppOptions {
         database: Database::Postgres,
@@ -26,9 +25,11 @@ async fn two_instances_behind_a_load_balancer_share_every_piece_of_state() -> an
         keys: Some("publish_ahead_seconds = 3\nreload_seconds = 1\n".into()),
         ..Default::default()
     };
-    let a = spawn(AppOptions { port: Some(pa), ..shared.clone() }).await?;
+    let a = spawn(shared.clone()).await?;
     // Both instances send mail to the same SMTP server, like a shared relay.
-    let b = spawn(AppOptions { port: Some(pb), smtp_port: Some(a.smtp.port()), ..shared }).await?;
+    let b = spawn(AppOptions { smtp_port: Some(a.smtp.port()), ..shared }).await?;
+    let port = |app: &TestApp| url::Url::parse(&app.direct).ok().and_then(|u| u.port()).unwrap_or_default();
+    lb.route_to(vec![port(&a), port(&b)])?;
     let browser = Browser::fresh_connections()?;
 
     // Email code sign-in: authorize, login page, send, code — each on the next instance.
@@ -85,6 +86,9 @@ async fn two_instances_behind_a_load_balancer_share_every_piece_of_state() -> an
         .output()?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let new_kid = serde_json::from_slice::<serde_json::Value>(&out.stdout)?[0]["kid"].as_str().unwrap().to_owned();
+    // The CLI dated the new key by the wall clock.
+    a.clock.catch_up();
+    b.clock.catch_up();
     for instance in [&a.direct, &b.direct] {
         loop {
             let jwks: serde_json::Value = reqwest::get(format!("{instance}/jwks")).await?.json().await?;
@@ -92,10 +96,12 @@ async fn two_instances_behind_a_load_balancer_share_every_piece_of_state() -> an
                 break;
             }
             assert!(started.elapsed() < Duration::from_secs(3), "{instance} did not publish the new key within a reload");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await; // poll: each instance reloads keys every reload_seconds
         }
     }
-    tokio::time::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()) + Duration::from_millis(600)).await;
+    // Past publish_ahead_seconds on both instances' clocks: the new key signs.
+    a.clock.advance(Duration::from_secs(4));
+    b.clock.advance(Duration::from_secs(4));
     let fresh = Browser::fresh_connections()?;
     let flow3 = authorize(&a, CLIENT_ID, CLIENT_REDIRECT, "openid", &[]);
     sign_in(&a, &fresh, &flow3, "after@example.com").await?;
@@ -142,8 +148,8 @@ async fn f4_an_instance_stopped_mid_load_leaves_the_survivor_answering_and_loses
         issuer: Some(format!("http://localhost:{}", lb.port)),
         ..Default::default()
     };
-    let mut a = spawn(AppOptions { port: Some(pa), ..shared.clone() }).await?;
-    let b = spawn(AppOptions { port: Some(pb), smtp_port: Some(a.smtp.port()), ..shared }).await?;
+    let mut a = spawn_binary(AppOptions { port: Some(pa), ..shared.clone() }).await?;
+    let b = spawn_binary(AppOptions { port: Some(pb), smtp_port: Some(a.smtp.port()), ..shared }).await?;
     let browser = Browser::fresh_connections()?;
     let flow = authorize(&a, CLIENT_ID, CLIENT_REDIRECT, "openid offline_access", &[]);
     let callback = sign_in(&a, &browser, &flow, "survivor@example.com").await?;
@@ -171,14 +177,14 @@ async fn f4_an_instance_stopped_mid_load_leaves_the_survivor_answering_and_loses
                     },
                     Err(e) => Err(format!("a broken answer: {e}")),
                 });
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(5)).await; // poll: requests keep flowing while an instance drains
             }
             outcomes
         })
     };
     let on_a = hammer(a.direct.clone(), format!("{}/readyz", a.metrics), at.clone());
     let on_b = hammer(b.direct.clone(), format!("{}/readyz", b.metrics), at.clone());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // black-box: requests are in flight when binary a gets SIGTERM
     a.signal("TERM")?;
     assert!(a.wait_exit(Duration::from_secs(25)).await?.success(), "a drains and exits 0");
     let (on_a, on_b) = (on_a.await?, on_b.await?);

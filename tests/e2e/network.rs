@@ -19,14 +19,8 @@ async fn e6_tls_is_served_directly_with_hsts_when_configured() -> anyhow::Result
         .arg(&cert)
         .output()?;
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let port = free_port()?;
-    let app = spawn(AppOptions {
-        port: Some(port),
-        issuer: Some(format!("https://localhost:{port}")),
-        extra: Some(format!("[network]\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n", cert.display(), key.display())),
-        ..Default::default()
-    })
-    .await?;
+    let app = spawn(AppOptions { tls: Some((cert.clone(), key.clone())), ..Default::default() }).await?;
+    let port = url::Url::parse(&app.direct)?.port().unwrap_or_default();
     let pem = std::fs::read(&cert)?;
     let https = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&pem)?).build()?;
     let resp = https.get(app.url("/.well-known/openid-configuration")).send().await?;

@@ -149,7 +149,7 @@ async fn oidcc_prompt_login_and_max_age_force_a_fresh_sign_in() -> anyhow::Resul
     // … but prompt=login and an exceeded max_age send the person to the login page.
     let again = browser.get(&format!("{}&prompt=login", auth_request(&rp).url)).await?;
     assert!(again.redirect_to(&app.issuer)?.starts_with(&app.url("/login?attempt=")), "oidcc-prompt-login");
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.clock.advance(std::time::Duration::from_secs(2));
     let stale = browser.get(&format!("{}&max_age=0", auth_request(&rp).url)).await?;
     assert!(stale.redirect_to(&app.issuer)?.starts_with(&app.url("/login?attempt=")), "oidcc-max-age-1");
     Ok(())

@@ -50,7 +50,7 @@ async fn metrics_and_probes_are_served_on_the_private_listener_only() -> anyhow:
 #[tokio::test]
 async fn f4_sigterm_drains_requests_and_email_then_exits_0_and_nothing_issued_is_lost() -> anyhow::Result<()> {
     use std::time::Duration;
-    let mut app = spawn(AppOptions::default()).await?;
+    let mut app = spawn_binary(AppOptions::default()).await?;
     let browser = Browser::new()?;
     // A refresh token issued before the shutdown, to use after the restart (F5).
     let flow = authorize(&app, CLIENT_ID, CLIENT_REDIRECT, "openid offline_access", &[]);
@@ -84,12 +84,12 @@ async fn f4_sigterm_drains_requests_and_email_then_exits_0_and_nothing_issued_is
                 assert_eq!(r.status(), 200, "a request that got an answer got the right one");
                 let body: serde_json::Value = r.json().await.expect("a whole JSON body");
                 assert!(body["issuer"].is_string());
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(5)).await; // poll: requests keep flowing until readiness turns 503
             }
             panic!("readiness never turned 503");
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // black-box: requests are in flight when the binary gets SIGTERM
     app.signal("TERM")?;
     let status = app.wait_exit(Duration::from_secs(25)).await?;
     assert!(status.success(), "a clean exit after draining: {status}");
@@ -100,7 +100,7 @@ async fn f4_sigterm_drains_requests_and_email_then_exits_0_and_nothing_issued_is
     assert!(app.log().contains("Keyward stopped"));
 
     // Restart on the same database: the emailed code and the old refresh token still work.
-    let again = spawn(AppOptions {
+    let again = spawn_binary(AppOptions {
         database_url: Some(app.database_url.clone()),
         master_key: Some(master_key_of(&app)?),
         port: Some(url::Url::parse(&app.issuer)?.port().unwrap()),
@@ -123,7 +123,7 @@ fn master_key_of(app: &TestApp) -> anyhow::Result<String> {
 #[tokio::test]
 async fn sighup_reloads_clients_without_dropping_requests_and_a_bad_file_keeps_the_old_config() -> anyhow::Result<()> {
     use std::time::{Duration, Instant};
-    let app = spawn(AppOptions::default()).await?;
+    let app = spawn_binary(AppOptions::default()).await?;
     let browser = Browser::new()?;
     let late = |app: &TestApp| authorize(app, "late", "http://localhost:9995/callback", "openid", &[]);
     assert_eq!(browser.get(&late(&app).url).await?.status, 400, "not registered yet");
@@ -136,7 +136,7 @@ async fn sighup_reloads_clients_without_dropping_requests_and_a_bad_file_keeps_t
             for _ in 0..200 {
                 let r = http.get(&url).send().await.expect("no request is dropped");
                 assert_eq!(r.status(), 200);
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await; // poll: requests keep flowing during the reload
             }
         })
     };
@@ -151,7 +151,7 @@ async fn sighup_reloads_clients_without_dropping_requests_and_a_bad_file_keeps_t
     let started = Instant::now();
     while browser.get(&late(&app).url).await?.status == 400 {
         assert!(started.elapsed() < Duration::from_secs(5), "the new client was not loaded; log:\n{}", app.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll: the reloaded client answers
     }
     assert!(browser.get(&late(&app).url).await?.redirect_to(&app.issuer)?.starts_with(&app.url("/login?attempt=")));
 
@@ -161,7 +161,7 @@ async fn sighup_reloads_clients_without_dropping_requests_and_a_bad_file_keeps_t
     let started = Instant::now();
     while !app.log().contains("configuration not reloaded") {
         assert!(started.elapsed() < Duration::from_secs(5), "no refusal logged:\n{}", app.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll: the binary logs the refusal
     }
     assert!(app.log().contains("colour") && app.log().contains("fix:"), "the message names the key and the fix, as config check does");
     // A setting that needs a restart is refused too.
@@ -170,7 +170,7 @@ async fn sighup_reloads_clients_without_dropping_requests_and_a_bad_file_keeps_t
     let started = Instant::now();
     while !app.log().contains("can only change with a restart") {
         assert!(started.elapsed() < Duration::from_secs(5), "no refusal logged:\n{}", app.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll: the binary logs the refusal
     }
     assert!(browser.get(&late(&app).url).await?.redirect_to(&app.issuer)?.starts_with(&app.url("/login?attempt=")), "still serving");
     assert_eq!(reqwest::get(format!("{}/readyz", app.metrics)).await?.status(), 200);

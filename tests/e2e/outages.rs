@@ -31,7 +31,7 @@ async fn wait_ready_status(app: &TestApp, want: u16, bound: Duration) -> anyhow:
             return Ok(());
         }
         anyhow::ensure!(started.elapsed() < bound, "/readyz did not answer {want} within {bound:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await; // poll: readiness changes when the database does
     }
 }
 
@@ -39,7 +39,7 @@ async fn wait_ready_status(app: &TestApp, want: u16, bound: Duration) -> anyhow:
 async fn f13_a_hung_postgresql_answers_503_within_bounded_time_and_commits_nothing_late() -> anyhow::Result<()> {
     let pg = std::sync::Arc::new(tokio::task::spawn_blocking(PostgresServer::start).await??);
     let url = create_database(&pg.server_url())?;
-    let app = spawn(AppOptions { database: Database::Postgres, database_url: Some(url), ..Default::default() }).await?;
+    let app = spawn_binary(AppOptions { database: Database::Postgres, database_url: Some(url), ..Default::default() }).await?;
     let browser = Browser::new()?;
     let flow = authorize(&app, CLIENT_ID, CLIENT_REDIRECT, "openid", &[]);
     let callback = sign_in(&app, &browser, &flow, "hung@example.com").await.map_err(|e| anyhow::anyhow!("{e}; log:\n{}", app.log()))?;
@@ -99,7 +99,7 @@ fn set_read_only(database_url: &str, on: bool) -> anyhow::Result<()> {
 #[tokio::test]
 async fn f14_a_read_only_database_is_an_outage_503_and_not_ready() -> anyhow::Result<()> {
     let url = tokio::task::spawn_blocking(fresh_database_url).await??;
-    let app = spawn(AppOptions { database: Database::Postgres, database_url: Some(url.clone()), ..Default::default() }).await?;
+    let app = spawn_binary(AppOptions { database: Database::Postgres, database_url: Some(url.clone()), ..Default::default() }).await?;
     let browser = Browser::new()?;
     let flow = authorize(&app, CLIENT_ID, CLIENT_REDIRECT, "openid", &[]);
     let callback = sign_in(&app, &browser, &flow, "readonly@example.com").await.map_err(|e| anyhow::anyhow!("{e}; log:\n{}", app.log()))?;
@@ -127,7 +127,7 @@ async fn f14_a_read_only_database_is_an_outage_503_and_not_ready() -> anyhow::Re
 async fn f16_a_postgresql_outage_is_logged_once_and_its_end_once() -> anyhow::Result<()> {
     let pg = std::sync::Arc::new(tokio::task::spawn_blocking(PostgresServer::start).await??);
     let url = create_database(&pg.server_url())?;
-    let app = spawn(AppOptions { database: Database::Postgres, database_url: Some(url), ..Default::default() }).await?;
+    let app = spawn_binary(AppOptions { database: Database::Postgres, database_url: Some(url), ..Default::default() }).await?;
     let p = pg.clone();
     tokio::task::spawn_blocking(move || p.pause()).await??;
     // Requests and probes during the outage, while the pool keeps trying to reconnect: until

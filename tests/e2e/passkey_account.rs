@@ -20,7 +20,7 @@ async fn wait_for_text(world: &World, text: &str) -> anyhow::Result<()> {
         if world.app.smtp.messages().iter().any(|m| m.text.contains(text)) {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await; // poll: a notice arrives at the sink
     }
     anyhow::bail!("no mail says {text:?}")
 }
@@ -153,7 +153,7 @@ async fn passkeys_are_renamed_and_removed_by_form_and_json_and_the_last_needs_co
     let sent =
         stranger.post_form(&world.app.url("/login/email"), &[("attempt", &attempt), ("csrf", &login_csrf), ("email", email)]).await?;
     assert_eq!(sent.status, 303);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    world.app.mail_settled().await?;
     let codes_sent = world.app.smtp.messages()[before..].iter().filter(|m| m.subject.contains("sign-in code")).count();
     assert_eq!(codes_sent, 0, "email sign-in is off for this account");
 
@@ -256,7 +256,7 @@ async fn acr_values_phr_is_satisfied_only_by_a_passkey() -> anyhow::Result<()> {
         .post_form(&world.app.url("/login/email"), &[("attempt", &attempt), ("csrf", &csrf), ("email", "owner@example.com")])
         .await?;
     assert_eq!(sent.status, 303);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    world.app.mail_settled().await?;
     assert_eq!(world.app.smtp.messages().len(), before, "no code is sent for a passkey-only request");
     let none = emailed.get(&format!("{}&prompt=none", phr_request().url)).await?;
     assert_eq!(param(&none.redirect_to(&world.app.issuer)?, "error")?, "login_required");

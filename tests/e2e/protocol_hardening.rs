@@ -178,6 +178,7 @@ async fn cli(app: &TestApp, args: &[&str]) {
     let mut cmd = std::process::Command::new(bin());
     cmd.arg("--config").arg(app.config_path()).args(args).env_remove("KEYWARD_CONFIG");
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("keyward runs")).await.expect("joined");
+    app.clock.catch_up();
     assert!(out.status.success(), "keyward {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -256,7 +257,7 @@ async fn f10_every_backchannel_logout_attempt_carries_a_fresh_logout_token() -> 
     let page = browser.get(&app.url(&format!("/end_session?id_token_hint={}", s(&tokens, "id_token")?))).await?;
     assert_eq!(page.status, 200, "{}", page.body);
     // The first attempt gets a 500; the worker retries when the row is due (2 s later).
-    let bodies = receiver.wait_for(2, std::time::Duration::from_secs(15)).await?;
+    let bodies = receiver.wait_for_retry(&app, 2).await?;
     let (first, retry) = (logout_token_claims(&bodies[0])?, logout_token_claims(&bodies[1])?);
     assert_ne!(first["jti"], retry["jti"], "a new jti per attempt");
     let (iat1, iat2) = (first["iat"].as_i64().unwrap_or_default(), retry["iat"].as_i64().unwrap_or_default());

@@ -16,7 +16,7 @@ async fn wait_for_log(app: &TestApp, text: &str) -> anyhow::Result<()> {
     let started = Instant::now();
     while !app.log().contains(text) {
         anyhow::ensure!(started.elapsed() < Duration::from_secs(15), "no {text:?} in the log:\n{}", app.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll: a line appears in the binary's log
     }
     Ok(())
 }
@@ -28,7 +28,7 @@ async fn f12_serve_logs_neither_the_smtp_password_nor_the_database_password() ->
     let with_password = url.replacen("postgres://keyward@", &format!("postgres://keyward:{DB_PASSWORD}@"), 1);
     anyhow::ensure!(with_password != url, "unexpected URL {url}");
     let env = [("KEYWARD_LOG", "trace"), ("KEYWARD_MAIL__SMTP__USERNAME", "keyward"), ("KEYWARD_MAIL__SMTP__PASSWORD", SMTP_PASSWORD)];
-    let app = spawn(AppOptions {
+    let app = spawn_binary(AppOptions {
         database: Database::Postgres,
         database_url: Some(with_password.clone()),
         env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),

@@ -48,7 +48,7 @@ async fn readme_first_run_signs_in_with_the_code_from_the_outbox() -> anyhow::Re
         if text.contains("newcomer@example.com") {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await; // poll: the dev transport writes the outbox file
     }
     let code = code_in(&text)?;
     assert!(app.smtp.messages().is_empty(), "nothing went over SMTP");

@@ -51,7 +51,7 @@ fn wal_checkpoints_run_in_the_background_not_inside_commits() {
 
     // Let the checkpointer settle the migrations, then write well past SQLite's default
     // autocheckpoint threshold (1,000 pages) in small transactions on the writer.
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(Duration::from_millis(1200)); // black-box: SQLite's checkpointer thread runs on real time
     let db_size_before = std::fs::metadata(&file).unwrap().len();
     let mut w = writer.get().unwrap();
     for i in 0..400 {
@@ -72,7 +72,7 @@ fn wal_checkpoints_run_in_the_background_not_inside_commits() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::fs::metadata(&file).unwrap().len() < db_size_before + 1_000_000 {
         assert!(Instant::now() < deadline, "the background checkpointer did not copy the WAL into the database");
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100)); // poll: the checkpointer copies the WAL
     }
     // A reader sees every row.
     let rows =

@@ -1,5 +1,5 @@
-//! Test infrastructure for Keyward's end-to-end suites: the real binary on a free port
-//! ([`app`]), a real SMTP server ([`smtp`]), a throwaway PostgreSQL ([`postgres`]) and a
+//! Test infrastructure for Keyward's end-to-end suites: the real application in process on a
+//! manual clock, or the real binary as a subprocess ([`app`]), a real SMTP server ([`smtp`]), a throwaway PostgreSQL ([`postgres`]) and a
 //! scripted cookie-keeping browser ([`browser`]).
 
 pub mod app;

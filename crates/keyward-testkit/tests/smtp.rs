@@ -57,7 +57,7 @@ async fn waits_for_the_next_mail() -> TestResult {
 
     let waiter = sink.wait_for_mail_to("bob@example.com", 1, Duration::from_secs(5));
     let sender = async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await; // black-box: the wait is tested against a mail sent later
         smtp.send(message("bob@example.com", "second", "two", "<p>two</p>")?).await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     };
