@@ -525,7 +525,7 @@ enum RawOutcome {
 /// gets 408 within the body deadline instead of holding its connection forever.
 #[tokio::test]
 async fn f20_a_stalled_request_body_gets_408_within_the_deadline() {
-    let app = spawn(AppOptions::default()).await.unwrap();
+    let app = crate::common::spawn(AppOptions::default()).await.unwrap();
     let addr = app.direct.trim_start_matches("http://").replace("localhost", "127.0.0.1");
     // keyward_web::BODY_READ_TIMEOUT (10 s), and some slack.
     let bound = Duration::from_secs(10 + 5);

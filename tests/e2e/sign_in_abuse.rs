@@ -140,7 +140,8 @@ fn memory_kb(pid: u32, field: &str) -> u64 {
 /// `Retry-After` (counted in `keyward_argon2_shed_total`), and peak memory stays bounded.
 #[tokio::test]
 async fn f21_a_flood_of_code_requests_is_shed_past_the_argon2_gate_and_memory_stays_bounded() -> anyhow::Result<()> {
-    let app = spawn(limited("sends_per_ip = 1000000\nsends_per_address = 1000000")).await?;
+    // The binary: its memory is measured from /proc.
+    let app = spawn_binary(limited("sends_per_ip = 1000000\nsends_per_address = 1000000")).await?;
     let browser = Browser::fresh_connections()?;
     let rp = rp(&app, CLIENT_ID, Some(CLIENT_SECRET), CLIENT_REDIRECT).await?;
     let (_, attempt, csrf) = open_login(&app, &browser, &auth_request(&rp).url).await?;

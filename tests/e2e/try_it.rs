@@ -64,7 +64,8 @@ async fn readme_first_run_signs_in_with_the_code_from_the_outbox() -> anyhow::Re
 /// not 502, and an `error_description` with CR/LF cannot forge a line in the server log.
 #[tokio::test]
 async fn f19_try_callback_answers_400_to_client_mistakes_and_cannot_forge_log_lines() -> anyhow::Result<()> {
-    let app = spawn(AppOptions::default()).await?;
+    // The binary: the test reads its log.
+    let app = spawn_binary(AppOptions::default()).await?;
     let stranger = Browser::new()?;
     let none = stranger.get(&app.url("/try/callback?code=c&state=s")).await?;
     assert_eq!(none.status, 400, "no sign-in in progress: {}", none.body);
