@@ -7,18 +7,12 @@
 // usage: node passkey_journey.mjs AUTHORIZE_URL_1 AUTHORIZE_URL_2 EMAIL CALLBACK_PREFIX ACCOUNT_URL
 // Prints JSON lines: {"step":"code"} (then reads the code on stdin), {"recovery_codes":N},
 // {"callback1":…}, {"passkeys":N}, {"callback2":…,"errors":[…]}.
-import { chromium } from "playwright-core";
-import readline from "node:readline";
+import { launchChromium, stdio } from "./journey.mjs";
 
 const [first, second, email, callbackPrefix, accountUrl] = process.argv.slice(2);
-const input = readline.createInterface({ input: process.stdin });
-const lines = input[Symbol.asyncIterator]();
-const say = (o) => console.log(JSON.stringify(o));
+const { input, lines, say } = stdio();
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   const context = await browser.newContext();
   const page = await context.newPage();

@@ -13,19 +13,13 @@
 // {"step":"account"} (anything, once the session is old), {"step":"confirm_code","url":…}
 // (the confirmation code), {"created":…}, {"step":"aged_again"} (anything, once old), and
 // finally {"confirmed_at":…,"new_codes":N,"errors":[…]}.
-import { chromium } from "playwright-core";
-import readline from "node:readline";
+import { launchChromium, stdio } from "./journey.mjs";
 
 const [authorizeUrl, email, callbackPrefix, accountUrl] = process.argv.slice(2);
-const input = readline.createInterface({ input: process.stdin });
-const lines = input[Symbol.asyncIterator]();
-const say = (o) => console.log(JSON.stringify(o));
+const { input, lines, say } = stdio();
 const ask = async (o) => { say(o); return (await lines.next()).value.trim(); };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   const context = await browser.newContext();
   const page = await context.newPage();

@@ -5,24 +5,15 @@
 // usage: node slow_callback.mjs AUTHORIZE_URL EMAIL CALLBACK_PREFIX
 // Prints JSON lines: {"step":"code"} (then reads the code on stdin), then, at the first page
 // load after the code is submitted, {"url":…,"h1":…,"errors":[…]}.
-import { chromium } from "playwright-core";
-import readline from "node:readline";
+import { launchChromium, stdio, pageWithErrors } from "./journey.mjs";
 
 const [authorizeUrl, email, callbackPrefix] = process.argv.slice(2);
-const input = readline.createInterface({ input: process.stdin });
-const lines = input[Symbol.asyncIterator]();
-const say = (o) => console.log(JSON.stringify(o));
+const { input, lines, say } = stdio();
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   const context = await browser.newContext();
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  const { page, errors } = await pageWithErrors(context);
 
   await page.goto(authorizeUrl);
   await page.getByLabel("Email address").fill(email);

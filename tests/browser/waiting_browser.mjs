@@ -4,19 +4,13 @@
 // itself, and prints the callback URL it went to and any script or CSP errors (a second JSON line).
 //
 // usage: node waiting_browser.mjs AUTHORIZE_URL EMAIL CALLBACK_PREFIX
-import { chromium } from "playwright-core";
+import { launchChromium, pageWithErrors } from "./journey.mjs";
 
 const [authorizeUrl, email, callbackPrefix] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  const { page, errors } = await pageWithErrors(context);
   page.on("response", (r) => { if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`); });
   // No app listens on the callback; the request the browser makes for it is what counts.
   const toApp = page.waitForRequest((r) => r.url().startsWith(callbackPrefix), { timeout: 45000 });

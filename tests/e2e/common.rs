@@ -158,3 +158,53 @@ pub async fn with_db<T: Send + 'static>(
     })
     .await?
 }
+
+/// A browser journey script in `tests/browser/` (node + playwright-core driving Chromium),
+/// talked to over its stdin and stdout: the script prints one JSON object per step and reads
+/// one line (a code, a signal) where it waits.
+pub struct Journey {
+    node: tokio::process::Child,
+    stdin: Option<tokio::process::ChildStdin>,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Journey {
+    pub fn start(script: &str, args: &[&str]) -> anyhow::Result<Journey> {
+        use std::process::Stdio;
+        use tokio::io::AsyncBufReadExt;
+        let mut node = tokio::process::Command::new("node")
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdin = node.stdin.take().context("the script's stdin")?;
+        let lines = tokio::io::BufReader::new(node.stdout.take().context("the script's stdout")?).lines();
+        Ok(Journey { node, stdin: Some(stdin), lines })
+    }
+
+    /// The script's next step (a minute at most: Chromium is slow under load, never that slow).
+    pub async fn next(&mut self) -> anyhow::Result<serde_json::Value> {
+        let line = tokio::time::timeout(Duration::from_secs(60), self.lines.next_line()).await??;
+        Ok(serde_json::from_str(&line.unwrap_or_default())?)
+    }
+
+    /// Writes `line` (a newline is added when missing) to the waiting script.
+    pub async fn send(&mut self, line: impl AsRef<[u8]>) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let stdin = self.stdin.as_mut().context("the script's stdin is closed")?;
+        stdin.write_all(line.as_ref()).await?;
+        if !line.as_ref().ends_with(b"\n") {
+            stdin.write_all(b"\n").await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the script's stdin and waits for it: whether it exited successfully.
+    pub async fn finish(mut self) -> anyhow::Result<bool> {
+        drop(self.stdin.take());
+        Ok(self.node.wait().await?.success())
+    }
+}

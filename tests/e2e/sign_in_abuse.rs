@@ -170,7 +170,7 @@ async fn f21_a_flood_of_code_requests_is_shed_past_the_argon2_gate_and_memory_st
         if idle < before + 24 * 1024 {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await; // poll: RSS back near start-up
         idle = memory_kb(app.pid(), "VmRSS:");
     }
     println!(

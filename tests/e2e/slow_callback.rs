@@ -7,9 +7,8 @@ use crate::common::*;
 use keyward_core::secret::hash_secret;
 use keyward_testkit::app::*;
 use keyward_testkit::browser::code_in;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 const SLOW_ID: &str = "slow-app";
@@ -91,22 +90,10 @@ async fn f17_a_correct_code_with_a_slow_app_callback_ends_in_the_app_in_chromium
     let req = auth_request(&rp);
     let email = "slow-app-user@example.com";
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/browser/slow_callback.mjs");
-    let mut node = tokio::process::Command::new("node")
-        .args([script, &req.url, email, &redirect])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut stdin = node.stdin.take().expect("stdin");
-    let mut lines = BufReader::new(node.stdout.take().expect("stdout")).lines();
-    let mut next = async || -> anyhow::Result<serde_json::Value> {
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??;
-        Ok(serde_json::from_str(&line.unwrap_or_default())?)
-    };
-    assert_eq!(next().await?["step"], "code");
+    let mut journey = Journey::start(script, &[&req.url, email, &redirect])?;
+    assert_eq!(journey.next().await?["step"], "code");
     let code = code_in(&app.smtp.wait_for_mail_to(email, 0, Duration::from_secs(15)).await?.text)?;
-    stdin.write_all(format!("{code}\n").as_bytes()).await?;
+    journey.send(format!("{code}\n").as_bytes()).await?;
 
     // The browser reaches the app; the app holds it past two polls, then answers.
     let wait = Duration::from_secs(30);
@@ -114,7 +101,7 @@ async fn f17_a_correct_code_with_a_slow_app_callback_ends_in_the_app_in_chromium
     let polls_at_arrival = status_polls(&app).await?;
     let Some(Callback::Done { abandoned }) = tokio::time::timeout(wait, seen.recv()).await? else { panic!("no answer") };
     let polls_during_hold = status_polls(&app).await? - polls_at_arrival;
-    let outcome = next().await?;
+    let outcome = journey.next().await?;
     println!("slow callback: abandoned {abandoned}, {polls_during_hold} status polls during the {HOLD:?} hold, outcome {outcome}");
     assert!(!abandoned, "the browser gave up on the app's callback (a status poll reloaded the page): {outcome}");
     assert_eq!(outcome["h1"], "Back in the app", "the browser ends in the app, not on an error: {outcome}");
@@ -123,7 +110,6 @@ async fn f17_a_correct_code_with_a_slow_app_callback_ends_in_the_app_in_chromium
     assert_eq!(polls_during_hold, 0, "the page stopped polling once the code was sent");
     let claims = redeem(&rp, &format!("http://localhost{target}"), req).await?;
     assert_eq!(claims.email().map(|e| e.as_str()), Some(email));
-    drop(stdin);
-    assert!(node.wait().await?.success());
+    assert!(journey.finish().await?, "the script ran to its end");
     Ok(())
 }
